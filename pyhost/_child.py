@@ -1,0 +1,591 @@
+"""The child side of the process boundary: the only code that runs in the child.
+
+The parent hands over a plain ``spec`` dict and two pipe ends. The child:
+
+1. points fds 1 and 2 at the output pipe (so C-level output reaches the parent too);
+2. applies the parent's environment as of ``start()`` plus ``env`` (a forkserver
+   started earlier would otherwise hand out a stale environment);
+3. binds the listening socket itself, so EADDRINUSE arrives as an errno
+   (``werkzeug.serving.make_server`` would print and ``sys.exit(1)``);
+4. imports the target, classifying any failure into an ``ErrorType`` value;
+5. reports ``("loaded", ...)`` and ``("bound", port)`` over the control pipe and
+   serves with Werkzeug until asked to stop, or until the parent dies.
+
+Messages are tuples of plain data: errors cross as dicts, never as pickled
+exceptions. This module imports nothing from pyhost and only the standard
+library at import time, so a different interpreter (``HostConfig.python``) can
+run it as a plain file without pyhost's own dependencies installed.
+"""
+import ast
+import errno
+import faulthandler
+import importlib
+import importlib.util
+import inspect
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+
+# ErrorType values, spelled out: this module must not import pyhost.errors.
+SCRIPT_NOT_FOUND = "SCRIPT_NOT_FOUND"
+DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
+APP_LOAD_ERROR = "APP_LOAD_ERROR"
+PORT_IN_USE = "PORT_IN_USE"
+NETWORK_ERROR = "NETWORK_ERROR"
+PROCESS_SPAWN_ERROR = "PROCESS_SPAWN_ERROR"
+
+EXIT_REPORTED = 3  # exit code after a failure that was reported over the pipe
+
+
+class TargetNotFound(Exception):
+    """The target's module, file or attribute does not exist."""
+
+
+class NotWSGI(Exception):
+    """The target resolved to something that is not a WSGI app."""
+
+
+class ShipError(Exception):
+    """A by-value callable could not be rebuilt in the child."""
+
+
+# --------------------------------------------------------------------------
+# Entry points (child side)
+# --------------------------------------------------------------------------
+def mp_main(spec, conn, output):
+    """Entry point under multiprocessing (fork, spawn, forkserver)."""
+    _redirect_output(output.fileno())
+    output.close()
+    parent = _parent_sentinel()
+    _serve_child(spec, conn, parent)
+
+
+def exec_main(conn_fd):
+    """Entry point when another interpreter runs this file (HostConfig.python).
+
+    fds 1 and 2 are already the output pipe (set by the parent's Popen); the
+    spec arrives as the first message on the control connection.
+    """
+    from multiprocessing.connection import Connection
+
+    conn = Connection(conn_fd)
+    spec = conn.recv()
+    _serve_child(spec, conn, None)
+
+
+def _parent_sentinel():
+    try:
+        import multiprocessing
+
+        parent = multiprocessing.parent_process()
+        return parent.sentinel if parent is not None else None
+    except (AttributeError, ValueError):
+        return None
+
+
+def _redirect_output(fd):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(line_buffering=True)
+            except (ValueError, OSError):
+                pass
+
+
+def _serve_child(spec, conn, parent_sentinel):
+    # The parent orchestrates shutdown; a terminal Ctrl-C reaches the whole
+    # process group, and the child must not die before the parent asks it to.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        faulthandler.enable()
+    except (RuntimeError, ValueError, OSError):
+        pass
+    _apply_environment(spec)
+    control = _Control(conn, parent_sentinel)
+    control.start()
+
+    sock = None
+    try:
+        sock = _bind(spec["host"], spec["port"])
+    except OSError as exc:
+        _report_failure(control, _classify_bind_error(exc, spec))
+    port = sock.getsockname()[1]
+
+    started = time.monotonic()
+    try:
+        app = load_app(spec["target"])
+    except SystemExit as exc:
+        # sys.exit() while importing: a crash with that exit code, which the
+        # parent may retry (the app may be waiting on something transient).
+        code = exc.code if isinstance(exc.code, int) else 1
+        sys.stderr.write(
+            "pyhost: SystemExit(%r) raised while loading %s\n%s"
+            % (exc.code, spec["target"].get("label"), traceback.format_exc())
+        )
+        sys.stderr.flush()
+        os._exit(code)
+    except BaseException as exc:  # noqa: BLE001 - every failure is reported, typed
+        traceback.print_exc()
+        _report_failure(control, classify_load_error(exc, spec["target"]))
+    control.send(("loaded", {"seconds": time.monotonic() - started}))
+
+    try:
+        server = _make_server(spec, sock, app)
+    except BaseException as exc:  # noqa: BLE001
+        traceback.print_exc()
+        _report_failure(control, _record(APP_LOAD_ERROR, "could not create the server: %s" % exc,
+                                         exc))
+    sock.close()  # the server holds its own duplicate
+    control.serving(server)
+    control.send(("bound", port))
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    control.send(("stopped", None))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _report_failure(control, record):
+    sys.stderr.flush()
+    control.send(("failed", record))
+    sys.stdout.flush()
+    os._exit(EXIT_REPORTED)
+
+
+class _Control(threading.Thread):
+    """Waits on the control pipe and the parent's sentinel; stops the server.
+
+    Runs in the child. A ``("stop",)`` message shuts the server down so that
+    in-flight requests finish; EOF on the pipe or the parent's sentinel firing
+    means the parent is gone, and the child must not outlive it.
+    """
+
+    def __init__(self, conn, parent_sentinel):
+        super().__init__(name="pyhost-child-control", daemon=True)
+        self.conn = conn
+        self.parent_sentinel = parent_sentinel
+        self.server = None
+        self.lock = threading.Lock()
+        self.stopping = False
+
+    def send(self, message):
+        with self.lock:
+            try:
+                self.conn.send(message)
+            except (OSError, EOFError, ValueError):
+                pass  # the parent is gone; the watcher ends us
+
+    def serving(self, server):
+        with self.lock:
+            self.server = server
+            stop_now = self.stopping
+        if stop_now:
+            self._shutdown()
+
+    def run(self):
+        from multiprocessing.connection import wait
+
+        waitables = [self.conn]
+        if self.parent_sentinel is not None:
+            waitables.append(self.parent_sentinel)
+        while True:
+            ready = wait(waitables)
+            if self.parent_sentinel is not None and self.parent_sentinel in ready:
+                os._exit(0)  # the parent died: no orphans
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)
+            if message and message[0] == "stop":
+                with self.lock:
+                    self.stopping = True
+                    server = self.server
+                if server is None:
+                    os._exit(0)  # still loading: nothing to finish gracefully
+                self._shutdown()
+                return
+
+    def _shutdown(self):
+        server = self.server
+        # serve_forever() checks its shutdown flag between select() calls of
+        # up to 0.5 s; poke the socket so the flag is seen at once.
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        address = server.socket.getsockname()
+        while stopper.is_alive():
+            try:
+                socket.create_connection(_poke_address(address), timeout=0.2).close()
+            except OSError:
+                pass
+            stopper.join(0.05)
+
+
+def _poke_address(address):
+    host = address[0]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return host, address[1]
+
+
+def _apply_environment(spec):
+    environ = spec.get("environ")
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+    cwd = spec.get("cwd")
+    if cwd:
+        try:
+            os.chdir(cwd)
+        except OSError:
+            pass
+    for entry in reversed(spec.get("sys_path") or ()):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+# --------------------------------------------------------------------------
+# Socket and server
+# --------------------------------------------------------------------------
+def _bind(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if host not in ("", "0.0.0.0", "::") and not _is_literal_ip(host):
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = infos[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Not SO_REUSEPORT: two servers on one port must be an error, but a
+        # restart must not wait for the old socket's TIME_WAIT.
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _is_literal_ip(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def _make_server(spec, sock, app):
+    from werkzeug.serving import make_server
+
+    if spec.get("debug"):
+        from werkzeug.debug import DebuggedApplication
+
+        if hasattr(app, "debug"):
+            app.debug = True
+        app = DebuggedApplication(app, evalex=True)
+    server = make_server(spec["host"], sock.getsockname()[1], app, threaded=True,
+                         fd=sock.fileno())
+    # Let in-flight requests finish on shutdown (the parent escalates to
+    # SIGTERM/SIGKILL after shutdown_timeout if one never does).
+    server.daemon_threads = False
+    server.block_on_close = True
+    return server
+
+
+def _classify_bind_error(exc, spec):
+    port = spec["port"]
+    host = spec["host"]
+    if exc.errno == errno.EADDRINUSE:
+        record = _record(
+            PORT_IN_USE,
+            "Port %d is in use by another program (%s:%d). Either identify and stop that "
+            "program, or start with a different port (port=0 picks a free one)."
+            % (port, host, port), exc, with_traceback=False)
+    elif exc.errno == errno.EACCES:
+        record = _record(NETWORK_ERROR, "Permission denied binding %s:%d (ports below 1024 "
+                         "need privileges)" % (host, port), exc, with_traceback=False)
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        record = _record(NETWORK_ERROR, "Cannot bind %s:%d: the address is not available on "
+                         "this machine" % (host, port), exc, with_traceback=False)
+    else:
+        record = _record(NETWORK_ERROR, "Cannot bind %s:%d: %s" % (host, port, exc), exc,
+                         with_traceback=False)
+    record["port"] = port
+    record["details"].update(host=host, errno=exc.errno)
+    return record
+
+
+# --------------------------------------------------------------------------
+# Loading the target
+# --------------------------------------------------------------------------
+def load_app(target):
+    """Import ``target`` (a dict made by ``pyhost.targets``) and return a WSGI app."""
+    kind = target["kind"]
+    if kind == "callable":
+        factory = _unship(target)
+        return as_wsgi(factory(), target["label"])
+    module = _import_target_module(target)
+    expr = target.get("attr")
+    if expr is None:
+        return find_best_app(module, target["label"])
+    obj = _resolve_attr(module, expr, target["label"])
+    call = target.get("call")
+    if call is not None:
+        args, kwargs = call
+        if not callable(obj):
+            raise TargetNotFound("%s: %r is not callable" % (target["label"], expr))
+        obj = obj(*args, **kwargs)
+    elif _is_factory(obj):
+        obj = obj()
+    return as_wsgi(obj, target["label"])
+
+
+def _unship(target):
+    payload = target["payload"]
+    try:
+        if target.get("format") == "cloudpickle":
+            import cloudpickle  # noqa: F401 - registers nothing, but must be importable
+
+        return pickle.loads(payload)
+    except ModuleNotFoundError:
+        raise
+    except Exception as exc:
+        raise ShipError("could not rebuild %s in the child: %s: %s"
+                        % (target["label"], type(exc).__name__, exc)) from exc
+
+
+def _import_target_module(target):
+    if target["kind"] == "file":
+        path = target["module"]
+        if not os.path.isfile(path):
+            raise TargetNotFound("no such file: %s" % path)
+        root, name = _module_name_for_file(path)
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        if name in sys.modules:
+            return sys.modules[name]
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name or name.startswith((exc.name or "?") + "."):
+                # Not importable by name (e.g. a dash in the file name): load by path.
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                return module
+            raise
+    return importlib.import_module(target["module"])
+
+
+def _module_name_for_file(path):
+    """Like Flask's prepare_import: walk up packages to find the import root."""
+    path = os.path.realpath(path)
+    directory, filename = os.path.split(path)
+    parts = [os.path.splitext(filename)[0]]
+    if parts[0] == "__init__":
+        parts = []
+        directory, package = os.path.split(directory)
+        parts.append(package)
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.append(package)
+    return directory, ".".join(reversed(parts))
+
+
+def _resolve_attr(module, expr, label):
+    obj = module
+    for part in expr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetNotFound(
+                "%s: module %r has no attribute %r" % (label, module.__name__, expr)
+            ) from None
+    return obj
+
+
+def _is_factory(obj):
+    """A function that takes no arguments is an app factory, not a WSGI app."""
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj)):
+        return False
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in parameters
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return not required
+
+
+def find_best_app(module, label):
+    """Like ``flask --app module``: ``app``/``application``, one Flask app, or a factory."""
+    for name in ("app", "application"):
+        obj = getattr(module, name, None)
+        if obj is not None and _wsgi_or_none(obj) is not None:
+            return _wsgi_or_none(obj)
+    candidates = []
+    for value in vars(module).values():
+        if _is_flask_app(value) and value not in candidates:
+            candidates.append(value)
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(candidates) > 1:
+        raise TargetNotFound("%s: several Flask apps found; name one, e.g. '%s:app'"
+                             % (label, module.__name__))
+    for name in ("create_app", "make_app"):
+        factory = getattr(module, name, None)
+        if callable(factory):
+            return as_wsgi(factory(), "%s:%s()" % (module.__name__, name))
+    raise TargetNotFound(
+        "%s: no 'app', 'application', Flask instance or 'create_app' factory in module %r; "
+        "name the attribute, e.g. '%s:app'" % (label, module.__name__, module.__name__)
+    )
+
+
+def _is_flask_app(obj):
+    return any(cls.__name__ == "Flask" and cls.__module__.startswith("flask")
+               for cls in type(obj).__mro__)
+
+
+def _wsgi_or_none(obj):
+    server = getattr(obj, "server", None)  # Dash keeps its Flask app in .server
+    if server is not None and callable(server) and not inspect.isroutine(obj):
+        return server
+    if callable(obj):
+        return obj
+    return None
+
+
+def as_wsgi(obj, label):
+    app = _wsgi_or_none(obj)
+    if app is None:
+        raise NotWSGI("%s returned %s, which is not a WSGI app (a Flask app, a Dash app or "
+                      "a callable(environ, start_response))" % (label, type(obj).__name__))
+    return app
+
+
+# --------------------------------------------------------------------------
+# Classifying failures (plain records, never pickled exceptions)
+# --------------------------------------------------------------------------
+def _record(error_type, message, exc=None, with_traceback=True, **details):
+    record = {"type": error_type, "message": message, "details": details}
+    if exc is not None and with_traceback:
+        record["remote_traceback"] = "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return record
+
+
+def classify_load_error(exc, target):
+    """Decide SCRIPT_NOT_FOUND vs DEPENDENCY_ERROR vs APP_LOAD_ERROR for ``exc``."""
+    label = target["label"]
+    own = target.get("module") if target["kind"] != "file" else None
+    if target["kind"] == "file":
+        own = _module_name_for_file(target["module"])[1]
+    if isinstance(exc, TargetNotFound):
+        return _record(SCRIPT_NOT_FOUND, "App not found: %s" % exc, None, target=label)
+    if isinstance(exc, ShipError):
+        return _record(PROCESS_SPAWN_ERROR, str(exc), exc, target=label)
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        missing = exc.name
+        if own and (own == missing or own.startswith(missing + ".")):
+            if target["kind"] == "callable":
+                return _record(PROCESS_SPAWN_ERROR,
+                               "%s lives in module %r, which the child cannot import"
+                               % (label, missing), exc, target=label)
+            return _record(SCRIPT_NOT_FOUND, "App not found: no module named %r (target %s)"
+                           % (missing, label), None, target=label)
+        if own and own.split(".")[0] == missing.split(".")[0] and target["kind"] != "callable":
+            return _load_error(exc, target, "the app imports its own missing module %r" % missing)
+        record = _record(DEPENDENCY_ERROR,
+                         "Missing dependency: no module named %r (needed by %s)" % (missing, label),
+                         exc, module=own)
+        record["missing_module"] = missing
+        return record
+    if isinstance(exc, ImportError) and not isinstance(exc, ModuleNotFoundError) and exc.name:
+        if not (own and own.split(".")[0] == exc.name.split(".")[0]):
+            record = _record(DEPENDENCY_ERROR,
+                             "Dependency problem while importing %s: %s (is %r the right version?)"
+                             % (label, exc, exc.name), exc, module=own)
+            record["missing_module"] = exc.name
+            return record
+    if isinstance(exc, NotWSGI):
+        return _record(APP_LOAD_ERROR, str(exc), exc, target=label, module=own)
+    return _load_error(exc, target, None)
+
+
+def _load_error(exc, target, prefix):
+    where = _where(exc)
+    text = "%s: %s" % (type(exc).__name__, exc)
+    message = "The app raised while loading %s: %s%s" % (
+        target["label"], "%s: " % prefix if prefix else "", text)
+    if where:
+        message += " (at %s)" % where
+    return _record(APP_LOAD_ERROR, message, exc, where=where, module=target.get("module"),
+                   target=target["label"])
+
+
+def _where(exc):
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return "%s:%s" % (exc.filename, exc.lineno)
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = os.path.abspath(__file__)
+    frames = [f for f in frames if os.path.abspath(f.filename) != here
+              and "importlib" not in f.filename and not f.filename.startswith("<frozen")]
+    if not frames:
+        return None
+    frame = frames[-1]
+    return "%s:%s" % (frame.filename, frame.lineno)
+
+
+def literal_call(source):
+    """Parse ``name(args)`` with literal-only arguments (shared with the parent side).
+
+    Returns ``(dotted_name, None)`` or ``(dotted_name, (args, kwargs))``; raises
+    ``ValueError`` for anything that is not a name or a call with literal args.
+    Nothing is evaluated beyond ``ast.literal_eval``.
+    """
+    try:
+        node = ast.parse(source.strip(), mode="eval").body
+    except SyntaxError:
+        raise ValueError("%r is not an attribute name or a call" % source) from None
+    call = None
+    if isinstance(node, ast.Call):
+        try:
+            args = tuple(ast.literal_eval(arg) for arg in node.args)
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        except ValueError:
+            raise ValueError("arguments in %r must be literals (strings, numbers, True/False/None, "
+                             "lists, dicts, tuples)" % source) from None
+        if any(key is None for key in kwargs):
+            raise ValueError("%r: **kwargs are not allowed in a target" % source)
+        call = (args, kwargs)
+        node = node.func
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        raise ValueError("%r is not an attribute name or a call of one" % source)
+    parts.append(node.id)
+    return ".".join(reversed(parts)), call
+
+
+if __name__ == "__main__":  # pragma: no cover - run by another interpreter
+    exec_main(int(sys.argv[1]))

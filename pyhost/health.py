@@ -1,0 +1,114 @@
+"""HTTP health probes and their statistics.
+
+A probe is one GET with a timeout; its result says why it failed in the words
+the ancestor's logs used: ``Connection refused``, ``Timeout``, ``HTTP 500``.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import http.client
+import socket
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, Optional
+from urllib.parse import urlsplit
+
+__all__ = ["ProbeResult", "probe", "HealthStats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    reason: str
+    status: Optional[int]
+    latency: float
+    at: float  # epoch seconds
+
+
+def probe(url: str, *, timeout: float, require_2xx: bool,
+          clock: Callable[[], float] = time.perf_counter) -> ProbeResult:
+    """GET ``url`` once. Alive means 2xx with a health path, any answer < 500 without."""
+    parts = urlsplit(url)
+    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    started = clock()
+    status: Optional[int] = None
+    try:
+        conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"User-Agent": "pyhost-health", "Connection": "close"})
+            response = conn.getresponse()
+            status = response.status
+            response.read(64 * 1024)
+        finally:
+            conn.close()
+    except ConnectionRefusedError:
+        reason = "Connection refused"
+    except (socket.timeout, TimeoutError):
+        reason = "Timeout"
+    except ConnectionResetError:
+        reason = "Connection reset"
+    except (http.client.HTTPException, OSError) as exc:
+        reason = _short(exc)
+    else:
+        ok = 200 <= status < 300 if require_2xx else status < 500
+        reason = "HTTP %d" % status
+        return ProbeResult(ok, reason, status, clock() - started, time.time())
+    return ProbeResult(False, reason, status, clock() - started, time.time())
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return "%s" % text
+
+
+class HealthStats:
+    """Thread-safe counters of probe results: counts, failure rate, latencies."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self._lock = threading.Lock()
+        self._latencies: Deque[float] = collections.deque(maxlen=keep)
+        self.probes = 0
+        self.failures = 0
+        self.last: Optional[ProbeResult] = None
+        self.last_ok_at: Optional[float] = None
+        self._listeners: list = []
+
+    def add_listener(self, listener: Callable[[ProbeResult], None]) -> None:
+        self._listeners.append(listener)
+
+    def record(self, result: ProbeResult) -> None:
+        with self._lock:
+            self.probes += 1
+            if not result.ok:
+                self.failures += 1
+            else:
+                self.last_ok_at = result.at
+            self._latencies.append(result.latency)
+            self.last = result
+        for listener in list(self._listeners):
+            listener(result)
+
+    @property
+    def last_check(self) -> Optional[float]:
+        last = self.last
+        return last.at if last is not None else None
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            latencies = sorted(self._latencies)
+            last = self.last
+            probes, failures = self.probes, self.failures
+        p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))] \
+            if latencies else None
+        return {
+            "probes": probes,
+            "failures": failures,
+            "failure_rate": (failures / probes) if probes else 0.0,
+            "last_latency_ms": round(last.latency * 1000, 3) if last else None,
+            "p95_latency_ms": round(p95 * 1000, 3) if p95 is not None else None,
+            "last_result": last.reason if last else None,
+        }

@@ -1,0 +1,639 @@
+"""``FlaskHost``: start, probe, supervise and stop one hosted app (parent side).
+
+One lifecycle is written once (:meth:`FlaskHost._launch`): start a child, wait
+for its pushed "bound" report (or its typed failure, or its death), probe HTTP
+health, mark READY. ``start()`` runs it in the caller's thread; after a crash
+or a hang the supervisor thread runs the same code under the restart budget.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import tenacity
+
+from . import registry
+from .config import HostConfig
+from .errors import (
+    DETERMINISTIC,
+    ErrorType,
+    HealthCheckTimeout,
+    HostError,
+    NetworkError,
+    ProcessCrash,
+    UnknownHostError,
+    error_from_record,
+    make_error,
+)
+from .health import HealthStats, ProbeResult, probe
+from .logs import enable_console_logging
+from .policies import RestartBudget, health_probe_retrying
+from .process import ChildEvent, ChildProcess, OutputBuffer
+from .status import HostState, HostStatus
+from .targets import parse_target
+
+__all__ = ["FlaskHost", "HostEvent"]
+
+log = logging.getLogger("pyhost")
+
+_ACTIVE = (HostState.STARTING, HostState.READY, HostState.UNHEALTHY, HostState.RESTARTING)
+
+
+class _Stopped(Exception):
+    """stop() was called while a start or restart was under way."""
+
+
+class HostEvent:
+    """What ``on_event`` callbacks receive: ``name`` is one of started, ready,
+    crashed, unhealthy, restarting, restarted, gave_up, stopped."""
+
+    __slots__ = ("name", "host", "error", "data", "at")
+
+    def __init__(self, name: str, host: "FlaskHost", error: Optional[HostError] = None,
+                 **data: Any) -> None:
+        self.name = name
+        self.host = host
+        self.error = error
+        self.data = data
+        self.at = time.time()
+
+    def __repr__(self) -> str:
+        return "HostEvent(%r, %s%s)" % (self.name, self.data, ", error=%r" % self.error
+                                        if self.error else "")
+
+
+class FlaskHost:
+    """Host a Flask (or any WSGI) app in a supervised child process.
+
+    ``FlaskHost("myapp:app", port=0)`` — keyword fields are ``HostConfig``
+    fields. ``start()`` blocks until the app answers HTTP or raises a typed
+    ``HostError``; use it as a context manager to always stop it.
+    """
+
+    def __init__(self, app: Any = None, *, config: Optional[HostConfig] = None,
+                 on_event: Optional[Callable[[HostEvent], None]] = None,
+                 name: Optional[str] = None, **fields: Any) -> None:
+        if config is None:
+            config = HostConfig(**fields)
+        elif fields:
+            config = config.replace(**fields)
+        if app is None and config.external_url is None:
+            raise ValueError("FlaskHost: app is required (a target like 'module:app'), "
+                             "unless external_url is set")
+        if app is not None and config.external_url is not None:
+            raise ValueError("FlaskHost: pass either app or external_url, not both")
+        if config.workers > 1:
+            raise ValueError("HostConfig.workers: more than one worker process is not "
+                             "supported yet (got %d); use workers=1" % config.workers)
+        self.config = config
+        self.app = app
+        self.target_label = self._validate_target(app) if app is not None else config.external_url
+        self.name = name or _short_name(self.target_label)
+        self._lock = threading.RLock()
+        self._start_lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._events: "queue.Queue[ChildEvent]" = queue.Queue()
+        self._output = OutputBuffer(config.stderr_lines, self.name)
+        self._health = HealthStats()
+        self._budget = RestartBudget.from_config(config)
+        self._state = HostState.STOPPED
+        self._child: Optional[ChildProcess] = None
+        self._port: Optional[int] = None
+        self._ready_at: Optional[float] = None
+        self._last_error: Optional[HostError] = None
+        self._supervisor: Optional[threading.Thread] = None
+        self._listeners: List[Callable[[HostEvent], None]] = []
+        self._liveness_failures = 0
+        self._spec: Optional[Dict[str, Any]] = None
+        self._keep_port = False
+        if on_event is not None:
+            self._listeners.append(on_event)
+        if config.development:
+            enable_console_logging()
+
+    @staticmethod
+    def _validate_target(app: Any) -> str:
+        try:
+            return parse_target(app)["label"]
+        except HostError:
+            # Missing file, unpicklable callable: reported as typed errors by start().
+            return app if isinstance(app, str) else repr(app)
+
+    # ------------------------------------------------------------------ API
+    def start(self) -> "FlaskHost":
+        """Start and block until ready; raise a ``HostError`` subclass on failure.
+
+        A no-op on a host that is already started.
+        """
+        with self._start_lock:
+            if self._state in _ACTIVE:
+                return self
+            self._stopping.clear()
+            self._budget.reset()
+            self._last_error = None
+            self._liveness_failures = 0
+            if not self._keep_port:
+                self._port = None
+            self._keep_port = False
+            self._set_state(HostState.STARTING)
+            try:
+                registry.claim(self)
+                if self.config.external_url:
+                    self._start_external()
+                else:
+                    # Once per start(), not per restart: the environment as of
+                    # start(), the shipped target, the pre-flight checks.
+                    self._spec = self._build_spec()
+                    self._preflight()
+                    self._run_until_ready(None)
+            except _Stopped:
+                self._set_state(HostState.STOPPED)
+                raise UnknownHostError("start() of %s was interrupted by stop()" % self.name)
+            except HostError as exc:
+                self._fail(exc, "Failed to start %s" % self.name)
+                raise
+            except BaseException:
+                self.stop()
+                raise
+            self._start_supervisor()
+            return self
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop the child (pipe stop → SIGTERM → SIGKILL within ``timeout``).
+
+        Idempotent; safe from ``atexit`` and signal handlers; leaves the port free.
+        """
+        timeout = self.config.shutdown_timeout if timeout is None else timeout
+        self._stopping.set()
+        self._events.put(ChildEvent(None, "wake"))
+        with self._lock:
+            child = self._child
+            was = self._state
+        if child is not None:
+            how = child.shutdown(timeout)
+            if was in _ACTIVE:
+                log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(timeout + 5)
+        with self._lock:
+            self._supervisor = None
+            self._ready_at = None
+            if self._state in _ACTIVE:
+                self._state = HostState.STOPPED
+        registry.release(self)
+        if was in _ACTIVE:
+            self._emit("stopped")
+
+    def restart(self) -> "FlaskHost":
+        """Stop gracefully and start again on the same port; resets the restart budget."""
+        self.stop()
+        self._keep_port = self._port is not None
+        with self._lock:
+            self._state = HostState.STOPPED
+        return self.start()
+
+    def is_ready(self) -> bool:
+        return self._state is HostState.READY
+
+    def get_last_error(self) -> Optional[HostError]:
+        return self._last_error
+
+    @property
+    def last_error(self) -> Optional[HostError]:
+        return self._last_error
+
+    @property
+    def state(self) -> HostState:
+        return self._state
+
+    @property
+    def port(self) -> Optional[int]:
+        """The real port (also when configured with port=0); None before the first bind."""
+        if self.config.external_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.config.external_url)
+            return parts.port or (443 if parts.scheme == "https" else 80)
+        return self._port
+
+    @property
+    def url(self) -> Optional[str]:
+        if self.config.external_url:
+            return self.config.external_url.rstrip("/")
+        if self._port is None:
+            return None
+        host = self.config.host
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = "[%s]" % host
+        return "http://%s:%d" % (host, self._port)
+
+    @property
+    def pid(self) -> Optional[int]:
+        child = self._child
+        if child is None or child.exited.is_set():
+            return None
+        return child.pid
+
+    def logs(self, n: int = 50) -> List[str]:
+        """The child's last ``n`` output lines (stdout and stderr)."""
+        return self._output.tail(n)
+
+    def on_event(self, callback: Callable[[HostEvent], None]) -> Callable[[HostEvent], None]:
+        """Register ``callback(HostEvent)``; usable as a decorator."""
+        self._listeners.append(callback)
+        return callback
+
+    def status(self) -> HostStatus:
+        with self._lock:
+            state = self._state
+            ready_at = self._ready_at
+        health = self._health.snapshot()
+        return HostStatus(
+            state=state,
+            is_ready=state is HostState.READY,
+            is_restarting=state is HostState.RESTARTING,
+            restart_attempts=self._budget.attempts,
+            total_restarts=self._budget.total,
+            last_error=self._last_error,
+            uptime=(time.monotonic() - ready_at) if ready_at is not None else None,
+            last_health_check=self._health.last_check,
+            pid=self.pid,
+            port=self.port,
+            url=self.url,
+            target=str(self.target_label),
+            health=health,
+        )
+
+    def __enter__(self) -> "FlaskHost":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        parts = [self._state.value.lower()]
+        if self.url:
+            parts.append("at %s" % self.url)
+        if self.pid:
+            parts.append("pid %d" % self.pid)
+        if self._last_error is not None and self._state is not HostState.READY:
+            parts.append("last error %s" % self._last_error.type.value)
+        return "<FlaskHost %s %s>" % (self.target_label, " ".join(parts))
+
+    def _repr_html_(self) -> str:
+        from .display import host_html
+
+        return host_html(self)
+
+    def proxy_app(self) -> Any:
+        """A WSGI app forwarding to the child; 503 + JSON while not ready."""
+        from .wsgi import proxy_app
+
+        return proxy_app(self)
+
+    def health_app(self) -> Any:
+        """A WSGI app answering the host's status as JSON (200 ready / 503), and ``/metrics``."""
+        from .wsgi import health_app
+
+        return health_app(self)
+
+    # ------------------------------------------------------------ lifecycle
+    def _run_until_ready(self, error: Optional[HostError]) -> None:
+        """Launch children until one is ready, restarting transient failures.
+
+        ``error`` is what ended the previous child (None on a fresh start).
+        Returns when READY; raises the HostError that ends the attempts.
+        """
+        while True:
+            if error is not None:
+                if error.type in DETERMINISTIC or not self.config.auto_restart:
+                    raise error
+                attempt = self._budget.next_attempt(error.type.value)
+                if attempt is None:
+                    raise self._gave_up(error)
+                number, delay = attempt
+                self._set_state(HostState.RESTARTING)
+                log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
+                            number, self.config.max_restart_attempts, self.name, delay)
+                self._emit("restarting", attempt=number, delay=delay)
+                if self._stopping.wait(delay):
+                    raise _Stopped()
+            try:
+                self._launch()
+            except HostError as exc:
+                self._last_error = exc
+                log.error("❌ %s: %s", exc.type.value, exc.message)
+                error = exc
+                continue
+            if error is not None:
+                log.info("✓ %s restarted successfully (pid %s)", self.name, self.pid)
+                self._emit("restarted")
+            return
+
+    def _launch(self) -> None:
+        started = time.monotonic()
+        assert self._spec is not None
+        # Restarts keep the real port, so the URL stays the same (also for port=0).
+        spec = dict(self._spec, port=self._port if self._port is not None else self.config.port)
+        child = ChildProcess(spec, method=self.config.resolved_start_method,
+                             python=self.config.python, events=self._events,
+                             output=self._output, name=self.name)
+        child.start()
+        with self._lock:
+            self._child = child
+            stopping = self._stopping.is_set()
+        if stopping:
+            child.shutdown(self.config.shutdown_timeout)
+            raise _Stopped()
+        log.debug("started child pid %s (%s)", child.pid, self.config.resolved_start_method)
+        self._emit("started", pid=child.pid)
+        try:
+            port = self._await_bound(child)
+            bound = time.monotonic()
+            self._port = port
+            self._probe_until_healthy(child)
+        except BaseException:
+            child.shutdown(min(self.config.shutdown_timeout, 1.0))
+            raise
+        with self._lock:
+            self._state = HostState.READY
+            self._ready_at = time.monotonic()
+            self._liveness_failures = 0
+        self._budget.ready()
+        log.info("✓ %s ready at %s (pid %s) in %.0f ms (bound after %.0f ms)",
+                 self.name, self.url, child.pid, (self._ready_at - started) * 1000,
+                 (bound - started) * 1000)
+        self._emit("ready", pid=child.pid, seconds=self._ready_at - started)
+
+    def _build_spec(self) -> Dict[str, Any]:
+        environ = dict(os.environ)
+        environ.update(self.config.env)
+        cwd = os.getcwd()
+        return {
+            "target": parse_target(self.app, by_value=bool(self.config.python)),
+            "host": self.config.host,
+            "environ": environ,
+            "cwd": cwd,
+            "sys_path": [cwd],
+            "debug": self.config.debug,
+            "name": self.name,
+        }
+
+    def _preflight(self) -> None:
+        if self.config.python or self.config.requires:
+            from .preflight import run_preflight
+
+            run_preflight(self.config)
+
+    def _await_bound(self, child: ChildProcess) -> int:
+        deadline = time.monotonic() + self.config.startup_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise make_error(
+                    ErrorType.HEALTH_CHECK_TIMEOUT,
+                    "%s did not finish loading and bind within startup_timeout=%.1fs"
+                    % (self.name, self.config.startup_timeout),
+                    stderr_tail=self._output.tail(), details={"phase": "loading"},
+                )
+            try:
+                event = self._events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if self._stopping.is_set():
+                raise _Stopped()
+            if event.child is not child:
+                continue
+            if event.kind == "loaded":
+                log.debug("%s loaded in %.0f ms", self.name, event.data["seconds"] * 1000)
+            elif event.kind == "bound":
+                return int(event.data)
+            elif event.kind == "failed":
+                child.wait(2.0)  # let the pump read the rest of its output
+                raise self._reported_error(child, event.data)
+            elif event.kind == "exited":
+                raise self._crash_error(child, "during startup")
+
+    def _reported_error(self, child: ChildProcess, record: Dict[str, Any]) -> HostError:
+        details = dict(record.get("details") or {})
+        extra: Dict[str, Any] = {"stderr_tail": self._output.tail(), "exit_code": child.exitcode}
+        if record.get("type") == ErrorType.PORT_IN_USE.value:
+            holder = registry.describe_holder(self, record.get("port"))
+            if holder:
+                details.update(holder)
+                record = dict(record, message="Port %s is already in use by %s. Stop it, or "
+                              "start with a different port (port=0 picks a free one)."
+                              % (record.get("port"), holder["holder"]))
+        record = dict(record, details=details)
+        return error_from_record(record, **extra)
+
+    def _crash_error(self, child: ChildProcess, when: str) -> ProcessCrash:
+        child.wait(2.0)
+        error = make_error(
+            ErrorType.PROCESS_CRASH,
+            "The app process for %s (pid %s) %s %s" % (self.name, child.pid,
+                                                        child.describe_exit(), when),
+            stderr_tail=self._output.tail(),
+            exit_code=child.exitcode if (child.exitcode or 0) >= 0 else None,
+            signal=child.exit_signal,
+            details={"pid": child.pid, "when": when},
+        )
+        assert isinstance(error, ProcessCrash)
+        return error
+
+    def _probe_url(self) -> str:
+        base = self.url or ""
+        return base + (self.config.health_path or "/")
+
+    def _probe_once(self, url: str, timeout: float) -> ProbeResult:
+        result = probe(url, timeout=timeout, require_2xx=self.config.health_path is not None)
+        self._health.record(result)
+        return result
+
+    def _probe_until_healthy(self, child: Optional[ChildProcess]) -> ProbeResult:
+        config = self.config
+        url = self._probe_url()
+        timeout = min(config.health_check_timeout, max(2.0, config.health_check_max_interval))
+        abort = child.abort if child is not None else self._stopping
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            result = state.outcome.result() if state.outcome else None
+            log.info("Health check attempt %d/%d... (%s)", state.attempt_number,
+                     config.health_check_max_retries, result.reason if result else "?")
+
+        retrying = health_probe_retrying(
+            config, abort=lambda: abort.is_set() or self._stopping.is_set(),
+            sleep=abort.wait, before_sleep=before_sleep)
+        result: ProbeResult = retrying(self._probe_once, url, timeout)
+        if result.ok:
+            return result
+        if self._stopping.is_set():
+            raise _Stopped()
+        if child is not None and child.exited.is_set():
+            raise self._crash_error(child, "during the health check")
+        attempts = retrying.statistics.get("attempt_number", "?")
+        kind = ErrorType.HEALTH_CHECK_TIMEOUT
+        if child is None and result.status is None:
+            kind = ErrorType.NETWORK_ERROR
+        raise make_error(
+            kind,
+            "%s health check failed after %s attempts (last: %s) at %s"
+            % (self.name, attempts, result.reason, url),
+            stderr_tail=self._output.tail(),
+            details={"url": url, "health_path": config.health_path, "last_result": result.reason,
+                     "phase": "health"},
+        )
+
+    def _start_external(self) -> None:
+        started = time.monotonic()
+        self._probe_until_healthy(None)
+        with self._lock:
+            self._state = HostState.READY
+            self._ready_at = time.monotonic()
+        log.info("✓ External app at %s is healthy (%.0f ms)", self.url,
+                 (self._ready_at - started) * 1000)
+        self._emit("ready", seconds=self._ready_at - started)
+
+    # ----------------------------------------------------------- supervision
+    def _start_supervisor(self) -> None:
+        thread = threading.Thread(target=self._supervise, name="pyhost-supervisor-%s" % self.name,
+                                  daemon=True)
+        self._supervisor = thread
+        thread.start()
+
+    def _supervise(self) -> None:
+        interval = self.config.liveness_interval
+        next_probe = time.monotonic() + interval if interval else None
+        while not self._stopping.is_set():
+            timeout = None if next_probe is None else max(0.0, next_probe - time.monotonic())
+            try:
+                event = self._events.get(timeout=timeout)
+            except queue.Empty:
+                if self._state in (HostState.READY, HostState.UNHEALTHY):
+                    self._liveness_check()
+                if self._state is HostState.FAILED:
+                    return
+                next_probe = time.monotonic() + interval if interval else None
+                continue
+            if self._stopping.is_set():
+                return
+            child = self._child
+            if event.kind != "exited" or child is None or event.child is not child:
+                continue
+            if self._state not in (HostState.READY, HostState.UNHEALTHY):
+                continue
+            self._child_lost(self._crash_error(child, "unexpectedly"))
+            if self._state is HostState.FAILED:
+                return  # the circuit is open: nothing left to supervise
+            next_probe = time.monotonic() + interval if interval else None
+
+    def _liveness_check(self) -> None:
+        child = self._child
+        if self.config.external_url is None and (child is None or child.exited.is_set()):
+            return  # the exit event is on its way
+        timeout = min(5.0, self.config.liveness_interval or 5.0)
+        result = self._probe_once(self._probe_url(), timeout)
+        if self._stopping.is_set():
+            return
+        if result.ok:
+            if self._state is HostState.UNHEALTHY:
+                log.info("✓ %s is healthy again", self.name)
+                self._set_state(HostState.READY)
+            self._liveness_failures = 0
+            return
+        self._liveness_failures += 1
+        failures, limit = self._liveness_failures, self.config.liveness_failures
+        if self._state is HostState.READY:
+            self._set_state(HostState.UNHEALTHY)
+            self._emit("unhealthy", reason=result.reason)
+        log.warning("⚠ Liveness probe %d/%d failed for %s (%s)", failures, limit, self.name,
+                    result.reason)
+        if failures < limit or self.config.external_url:
+            return
+        error = make_error(
+            ErrorType.HEALTH_CHECK_TIMEOUT,
+            "%s stopped answering: %d liveness probes failed in a row (last: %s); "
+            "the app is hung" % (self.name, failures, result.reason),
+            stderr_tail=self._output.tail(), details={"phase": "liveness", "pid": self.pid},
+        )
+        if child is not None:
+            child.abort.set()
+            child.signal("kill")
+            child.wait(5)
+        self._child_lost(error)
+
+    def _child_lost(self, error: HostError) -> None:
+        self._last_error = error
+        with self._lock:
+            self._ready_at = None
+        log.error("❌ %s", error.message)
+        self._emit("crashed", error)
+        old = self._child
+        if old is not None:
+            old.close()
+        if not self.config.auto_restart:
+            self._set_state(HostState.FAILED)
+            return
+        try:
+            self._run_until_ready(error)
+        except _Stopped:
+            return
+        except HostError as final:
+            self._fail(final, "%s is down" % self.name)
+
+    def _gave_up(self, error: HostError) -> HostError:
+        history = ", ".join(reason for _, reason in self._budget.history)
+        gave_up = make_error(
+            error.type,
+            "Gave up on %s after %d restart attempts (circuit open): %s"
+            % (self.name, self._budget.max_attempts, error.message),
+            stderr_tail=error.stderr_tail, remote_traceback=error.remote_traceback,
+            exit_code=error.exit_code, signal=error.signal, missing_module=error.missing_module,
+            port=error.port, details=dict(error.details, history=history, gave_up=True),
+        )
+        self._emit("gave_up", gave_up)
+        return gave_up
+
+    def _fail(self, error: HostError, what: str) -> None:
+        self._last_error = error
+        child = self._child
+        if child is not None and not child.exited.is_set():
+            child.shutdown(self.config.shutdown_timeout)
+        elif child is not None:
+            child.close()
+        with self._lock:
+            self._state = HostState.FAILED
+            self._ready_at = None
+        registry.release(self)
+        log.error("❌ %s: %s", what, error.describe())
+
+    # --------------------------------------------------------------- helpers
+    def _set_state(self, state: HostState) -> None:
+        with self._lock:
+            self._state = state
+
+    def _emit(self, name: str, error: Optional[HostError] = None, **data: Any) -> None:
+        if not self._listeners:
+            return
+        event = HostEvent(name, self, error, **data)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a callback must not break supervision
+                log.exception("on_event callback %r failed for %s", listener, name)
+
+
+def _short_name(label: Any) -> str:
+    text = str(label)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return text

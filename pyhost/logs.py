@@ -1,0 +1,46 @@
+"""Logging under the ``pyhost`` logger; the CLI and development mode add a handler.
+
+Messages carry their own mark (``✓``, ``❌``, ``⚠``, ``↻``) so they read the same
+in any handler. A library never configures the root logger: only the
+``pyhost`` logger gets a handler, and only when asked (development mode, CLI).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional
+
+__all__ = ["log", "enable_console_logging", "ConsoleHandler"]
+
+log = logging.getLogger("pyhost")
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Writes ``[pyhost] ...`` lines to the *current* ``sys.stderr``.
+
+    Looking the stream up at emit time matters in notebooks, where each cell
+    gets its own ``sys.stderr``.
+    """
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream)
+        self._fixed = stream
+        self.setFormatter(logging.Formatter("[pyhost] %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = self._fixed if self._fixed is not None else sys.stderr
+        super().emit(record)
+
+
+def enable_console_logging(level: int = logging.INFO, stream=None) -> Optional[ConsoleHandler]:
+    """Attach one ``ConsoleHandler`` to the ``pyhost`` logger (idempotent)."""
+    for handler in log.handlers:
+        if isinstance(handler, ConsoleHandler):
+            if level < (log.level or logging.WARNING):
+                log.setLevel(level)
+            return handler
+    handler = ConsoleHandler(stream)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > level:
+        log.setLevel(level)
+    return handler

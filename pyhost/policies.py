@@ -1,0 +1,128 @@
+"""Every retry and backoff, as tenacity objects built from ``HostConfig`` here.
+
+- :func:`health_probe_retrying`: probes after "bound" (seed: 500 ms, ×1.2, max 2 s, 20 tries)
+- :func:`preflight_retrying`: interpreter and ``requires`` checks (2 tries, 1 s apart)
+- :func:`restart_wait` and :class:`RestartBudget`: restart backoff and the circuit breaker
+
+Sleeps and clocks are injectable so tests record waits instead of sleeping.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+import tenacity
+
+from .config import HostConfig
+
+__all__ = ["health_probe_retrying", "preflight_retrying", "restart_wait", "RestartBudget"]
+
+
+def health_probe_retrying(
+    config: HostConfig,
+    *,
+    abort: Callable[[], bool],
+    sleep: Callable[[float], Any] = time.sleep,
+    before_sleep: Optional[Callable[[tenacity.RetryCallState], None]] = None,
+) -> tenacity.Retrying:
+    """Retry a probe until it passes, the budget runs out, or ``abort()`` says stop.
+
+    The first probe runs at once; the waits only grow while probes fail. The
+    last ``ProbeResult`` is returned either way (never ``RetryError``).
+    """
+    return tenacity.Retrying(
+        stop=(
+            tenacity.stop_after_attempt(config.health_check_max_retries)
+            | tenacity.stop_after_delay(config.health_check_timeout)
+            | _stop_when(abort)
+        ),
+        wait=tenacity.wait_exponential(
+            multiplier=config.health_check_interval,
+            exp_base=config.health_check_backoff,
+            max=config.health_check_max_interval,
+        ),
+        retry=tenacity.retry_if_result(lambda result: not result.ok),
+        before_sleep=before_sleep,
+        retry_error_callback=lambda state: state.outcome.result(),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def preflight_retrying(*, sleep: Callable[[float], Any] = time.sleep) -> tenacity.Retrying:
+    """The seed's environment validation: 2 tries, 1 second apart."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(2),
+        wait=tenacity.wait_fixed(1.0),
+        retry=tenacity.retry_if_result(lambda problems: bool(problems)),
+        retry_error_callback=lambda state: state.outcome.result(),
+        sleep=sleep,
+    )
+
+
+def restart_wait(config: HostConfig) -> tenacity.wait.wait_base:
+    """``restart_delay × 2^(n-1)`` before the n-th consecutive restart."""
+    return tenacity.wait_exponential(multiplier=config.restart_delay, exp_base=2, min=0,
+                                     max=float("inf"))
+
+
+class _stop_when(tenacity.stop.stop_base):
+    """Stop when ``predicate()`` is true (the child died, or stop() was called)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self.predicate()
+
+
+class RestartBudget:
+    """The circuit breaker: at most ``max_attempts`` restarts until a child stays healthy.
+
+    The counter resets only after a child has been ready for ``window``
+    seconds, so an app that crashes a second after every start gives up after
+    ``max_attempts`` restarts instead of restarting forever.
+    """
+
+    def __init__(self, max_attempts: int, window: float, wait: tenacity.wait.wait_base,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_attempts = max_attempts
+        self.window = window
+        self.wait = wait
+        self.clock = clock
+        self.attempts = 0
+        self.total = 0
+        self.ready_since: Optional[float] = None
+        self.history: List[Tuple[float, str]] = []
+
+    @classmethod
+    def from_config(cls, config: HostConfig,
+                    clock: Callable[[], float] = time.monotonic) -> "RestartBudget":
+        return cls(config.max_restart_attempts, config.restart_window, restart_wait(config), clock)
+
+    def ready(self) -> None:
+        """A child became ready (healthy) now."""
+        self.ready_since = self.clock()
+
+    def not_ready(self) -> None:
+        """The ready child is gone: whether it earned a reset is decided at its exit."""
+        if self.ready_since is not None and self.clock() - self.ready_since >= self.window:
+            self.attempts = 0
+        self.ready_since = None
+
+    def reset(self) -> None:
+        self.attempts = 0
+        self.ready_since = None
+        self.history.clear()
+
+    def next_attempt(self, reason: str) -> Optional[Tuple[int, float]]:
+        """``(n, delay)`` for the next restart, or None when the budget is spent."""
+        self.not_ready()
+        self.history.append((self.clock(), reason))
+        if self.attempts >= self.max_attempts:
+            return None
+        self.attempts += 1
+        self.total += 1
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = self.attempts
+        return self.attempts, float(self.wait(state))

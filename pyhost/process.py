@@ -1,0 +1,363 @@
+"""One child process as the parent sees it (parent side).
+
+``ChildProcess`` starts the child with a ``multiprocessing`` context (or, for
+``HostConfig.python``, another interpreter via ``subprocess``), and runs one
+*pump* thread that waits on the control pipe, the output pipe and the process
+sentinel together (``multiprocessing.connection.wait``): messages and the exit
+become :class:`ChildEvent` items on the host's queue the moment they happen,
+with no busy polling. Output lines go to an :class:`OutputBuffer`.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Deque, Dict, List, Optional
+
+from . import _child
+from .errors import SpawnError, signal_name
+
+__all__ = ["ChildEvent", "ChildProcess", "OutputBuffer", "get_context"]
+
+log = logging.getLogger("pyhost")
+child_log = logging.getLogger("pyhost.child")
+
+_PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
+_preload_lock = threading.Lock()
+_preload_set = False
+
+
+def get_context(method: str) -> multiprocessing.context.BaseContext:
+    """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""
+    global _preload_set
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        with _preload_lock:
+            if not _preload_set:
+                # Only takes effect if the forkserver is not running yet; then
+                # every child forks from a server that already imported these.
+                ctx.set_forkserver_preload(_PRELOAD)
+                _preload_set = True
+    return ctx
+
+
+class OutputBuffer:
+    """The child's recent output lines (stdout and stderr merged, as a terminal shows them)."""
+
+    def __init__(self, keep: int, name: str = "app") -> None:
+        self._lines: Deque[str] = collections.deque(maxlen=max(keep, 1000))
+        self.keep = keep
+        self.name = name
+        self._lock = threading.Lock()
+        self._partial = b""
+        self.total_lines = 0
+
+    def feed(self, data: bytes) -> None:
+        data = self._partial + data
+        *lines, self._partial = data.split(b"\n")
+        for raw in lines:
+            self._add(raw)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._add(self._partial)
+            self._partial = b""
+
+    def _add(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        with self._lock:
+            self._lines.append(line)
+            self.total_lines += 1
+        child_log.debug("[%s] %s", self.name, line)
+
+    def tail(self, n: Optional[int] = None) -> List[str]:
+        n = self.keep if n is None else n
+        with self._lock:
+            if n <= 0:
+                return []
+            return list(self._lines)[-n:]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lines.clear()
+
+
+class ChildEvent:
+    """Something the child said or did: loaded, bound, failed, stopped, exited."""
+
+    __slots__ = ("child", "kind", "data", "at")
+
+    def __init__(self, child: Optional["ChildProcess"], kind: str, data: Any = None) -> None:
+        self.child = child
+        self.kind = kind
+        self.data = data
+        self.at = time.monotonic()
+
+    def __repr__(self) -> str:
+        return "ChildEvent(%s, %r)" % (self.kind, self.data)
+
+
+class ChildProcess:
+    """Start, watch and end one child. Runs in the parent."""
+
+    def __init__(self, spec: Dict[str, Any], *, method: str, python: Optional[str],
+                 events: "queue.Queue[ChildEvent]", output: OutputBuffer, name: str) -> None:
+        self.spec = spec
+        self.method = method
+        self.python = python
+        self.events = events
+        self.output = output
+        self.name = name
+        self.pid: Optional[int] = None
+        self.exitcode: Optional[int] = None
+        self.exited = threading.Event()
+        #: set when the child exits or the host stops: waits during startup end early.
+        self.abort = threading.Event()
+        self.bound_port: Optional[int] = None
+        self._proc: Any = None
+        self._popen: Optional[subprocess.Popen] = None
+        self._conn: Optional[multiprocessing.connection.Connection] = None
+        self._out_r: Optional[int] = None
+        self._sentinel: Any = None
+        self._pidfd: Optional[int] = None
+        self._pump: Optional[threading.Thread] = None
+        self._send_lock = threading.Lock()
+
+    # -- start ----------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            if self.python:
+                self._start_exec()
+            else:
+                self._start_mp()
+        except SpawnError:
+            self._close_fds()
+            raise
+        except Exception as exc:  # noqa: BLE001 - OSError, PicklingError, ...
+            self._close_fds()
+            raise SpawnError("could not start the child process for %s: %s: %s"
+                             % (self.spec["target"]["label"], type(exc).__name__, exc)) from exc
+        self._pump = threading.Thread(target=self._run_pump, name="pyhost-pump-%s" % self.pid,
+                                      daemon=True)
+        self._pump.start()
+
+    def _start_mp(self) -> None:
+        ctx = get_context(self.method)
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        out_r, out_w = ctx.Pipe(duplex=False)
+        self._conn = parent_conn
+        self._out_r = os.dup(out_r.fileno())
+        out_r.close()
+        try:
+            proc = ctx.Process(target=_child.mp_main, args=(self.spec, child_conn, out_w),
+                               name="pyhost-%s" % self.name, daemon=True)
+            proc.start()
+        finally:
+            # The parent's copies of the child's ends must go, or EOF never arrives.
+            child_conn.close()
+            out_w.close()
+        self._proc = proc
+        self.pid = proc.pid
+        self._sentinel = proc.sentinel
+        os.set_blocking(self._out_r, False)
+
+    def _start_exec(self) -> None:
+        parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
+        out_r, out_w = os.pipe()
+        self._conn = parent_conn
+        self._out_r = out_r
+        fd = child_conn.fileno()
+        bootstrap = (
+            "import importlib.util as u, sys\n"
+            "s = u.spec_from_file_location('pyhost_child', sys.argv[1])\n"
+            "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
+            "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
+        )
+        try:
+            self._popen = subprocess.Popen(
+                [self.python, "-c", bootstrap, os.path.abspath(_child.__file__), str(fd)],
+                pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                env=self.spec.get("environ"), cwd=self.spec.get("cwd") or None,
+                close_fds=True,
+            )
+        finally:
+            child_conn.close()
+            os.close(out_w)
+        self.pid = self._popen.pid
+        try:
+            self._pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
+            self._sentinel = self._pidfd
+        except (AttributeError, OSError):
+            self._sentinel = None  # the pump falls back to a short poll
+        os.set_blocking(self._out_r, False)
+        parent_conn.send(self.spec)
+
+    # -- pump (a thread in the parent) ----------------------------------------
+    def _run_pump(self) -> None:
+        conn, out_r = self._conn, self._out_r
+        waitables: List[Any] = [conn, out_r]
+        if self._sentinel is not None:
+            waitables.append(self._sentinel)
+        timeout = None if self._sentinel is not None else 0.05
+        try:
+            while True:
+                ready = multiprocessing.connection.wait(waitables, timeout)
+                if out_r in ready and not self._read_output():
+                    waitables.remove(out_r)
+                if conn in ready:
+                    # The child writes its traceback before it reports: read it first.
+                    self._read_output()
+                    if not self._receive(conn):
+                        waitables.remove(conn)
+                if (self._sentinel is not None and self._sentinel in ready) or (
+                    self._sentinel is None and self._popen is not None
+                    and self._popen.poll() is not None
+                ):
+                    break
+            while conn in waitables and conn.poll():
+                if not self._receive(conn):
+                    break
+            self._read_output()
+            self.output.flush()
+        finally:
+            self.exitcode = self._reap()
+            self.exited.set()
+            self.abort.set()
+            self.events.put(ChildEvent(self, "exited", self.exitcode))
+
+    def _receive(self, conn: multiprocessing.connection.Connection) -> bool:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return False
+        kind, data = message[0], message[1] if len(message) > 1 else None
+        if kind == "bound":
+            self.bound_port = data
+        self.events.put(ChildEvent(self, kind, data))
+        return True
+
+    def _read_output(self) -> bool:
+        """Read what the pipe holds now; False at EOF."""
+        fd = self._out_r
+        if fd is None:
+            return False
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not data:
+                return False
+            self.output.feed(data)
+
+    def _reap(self) -> Optional[int]:
+        if self._proc is not None:
+            self._proc.join(5)
+            return self._proc.exitcode
+        if self._popen is not None:
+            try:
+                code = self._popen.wait(5)
+            except subprocess.TimeoutExpired:
+                return None
+            return code
+        return None
+
+    # -- control --------------------------------------------------------------
+    def request_stop(self) -> bool:
+        """Ask the child to stop serving (in-flight requests finish)."""
+        with self._send_lock:
+            try:
+                if self._conn is not None and not self.exited.is_set():
+                    self._conn.send(("stop",))
+                    return True
+            except (OSError, EOFError, ValueError):
+                pass
+        return False
+
+    def signal(self, how: str) -> None:
+        """``"terminate"`` (SIGTERM) or ``"kill"`` (SIGKILL); a no-op once exited."""
+        if self.exited.is_set():
+            return
+        target = self._proc if self._proc is not None else self._popen
+        try:
+            getattr(target, how)()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        return self.exited.wait(timeout)
+
+    def shutdown(self, timeout: float) -> str:
+        """Pipe stop → SIGTERM → SIGKILL within ``timeout``; returns how it ended."""
+        if self.exited.is_set():
+            self.close()
+            return "exited"
+        self.abort.set()
+        deadline = time.monotonic() + timeout
+        how = "stopped"
+        if not (self.request_stop() and self.wait(timeout * 0.6)):
+            how = "terminated"
+            self.signal("terminate")
+            if not self.wait(max(0.0, deadline - time.monotonic())):
+                how = "killed"
+                log.warning("⚠ %s (pid %s) did not stop within %.1fs; killing it",
+                            self.name, self.pid, timeout)
+                self.signal("kill")
+                self.wait(5)
+        self.close()
+        return how
+
+    def close(self) -> None:
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(5)
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        for attr in ("_out_r", "_pidfd"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, attr, None)
+        if self._proc is not None and self.exited.is_set():
+            try:
+                self._proc.close()
+            except ValueError:
+                pass
+
+    # -- description ----------------------------------------------------------
+    @property
+    def exit_signal(self) -> Optional[str]:
+        code = self.exitcode
+        if code is not None and code < 0:
+            return signal_name(-code)
+        return None
+
+    def describe_exit(self) -> str:
+        if self.exitcode is None:
+            return "is still running" if not self.exited.is_set() else "exited (code unknown)"
+        if self.exitcode < 0:
+            return "was killed by %s" % self.exit_signal
+        return "exited with code %d" % self.exitcode
+
+    def __repr__(self) -> str:
+        state = "running" if not self.exited.is_set() else self.describe_exit()
+        return "<ChildProcess %s pid=%s %s>" % (self.name, self.pid, state)
+
+
+def python_executable() -> str:
+    return sys.executable

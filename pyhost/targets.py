@@ -1,0 +1,196 @@
+"""Parse and ship targets (parent side).
+
+A target names the app to host:
+
+- ``"pkg.module:attr"`` and ``"pkg.module:attr.sub"``
+- ``"path/to/file.py:attr"`` (also without ``:attr``)
+- ``"module:factory()"`` and ``"module:factory(debug=False, name='x')"``:
+  arguments are parsed with ``ast.literal_eval`` semantics only, never ``eval``
+- ``"module"``: finds ``app``/``application``, one Flask app, or ``create_app``,
+  like ``flask --app``
+- a zero-argument callable returning a WSGI app (shipped by reference when the
+  child can import it by name, else by value with cloudpickle)
+- a module-level Flask/WSGI app object (sent as ``"module:name"``)
+
+Parsing happens here, in the parent, so a malformed target is a ``ValueError``
+before any process starts. The result is a plain dict that the child
+(:mod:`pyhost._child`) loads.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import sys
+from typing import Any, Dict, Optional
+
+from ._child import literal_call
+from .errors import SpawnError, make_error, ErrorType
+
+__all__ = ["parse_target", "target_label"]
+
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def parse_target(target: Any, *, by_value: bool = False) -> Dict[str, Any]:
+    """Turn a target (string, callable or app object) into the child's plain dict.
+
+    ``by_value`` forces callables to be shipped with cloudpickle (used when the
+    child runs under another interpreter and cannot re-import ``__main__``).
+    """
+    if isinstance(target, os.PathLike):
+        target = os.fspath(target)
+    if isinstance(target, str):
+        return _parse_string(target)
+    to_target = getattr(target, "__pyhost_target__", None)
+    if to_target is not None:  # @hosted factories describe themselves
+        return parse_target(to_target(), by_value=by_value)
+    if _looks_like_app_object(target):
+        return _app_object(target)
+    if callable(target):
+        return _ship_callable(target, by_value=by_value)
+    raise ValueError(
+        "target must be a string like 'module:app', a path 'app.py:app', or a zero-argument "
+        "callable returning a WSGI app (got %r)" % (target,)
+    )
+
+
+def target_label(target: Any) -> str:
+    try:
+        return parse_target(target)["label"]
+    except (ValueError, SpawnError):
+        return repr(target)
+
+
+def _parse_string(text: str) -> Dict[str, Any]:
+    source = text.strip()
+    if not source:
+        raise ValueError("target: empty string; expected 'module:app' or 'path/to/app.py:app'")
+    module, expr = _split(source)
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        kind = "file"
+        path = os.path.abspath(module)
+        if not path.endswith(".py"):
+            raise ValueError("target %r: a file target must name a .py file" % text)
+        if not os.path.isfile(path):
+            # Known before any process starts: say so now.
+            raise make_error(
+                ErrorType.SCRIPT_NOT_FOUND,
+                "App not found: no such file %s (target %r)" % (path, text),
+                details={"target": text},
+            )
+        module = path
+    else:
+        kind = "module"
+        if not _MODULE_RE.match(module):
+            raise ValueError(
+                "target %r: %r is not a module name (expected 'package.module:attr')"
+                % (text, module)
+            )
+    attr: Optional[str] = None
+    call = None
+    if expr is not None:
+        try:
+            attr, call = literal_call(expr)
+        except ValueError as exc:
+            raise ValueError("target %r: %s" % (text, exc)) from None
+    return {"kind": kind, "module": module, "attr": attr, "call": call, "label": text}
+
+
+def _split(source: str):
+    # "C:\\app.py:app" on Windows: the drive colon is not the separator.
+    if source.endswith(")") and "(" in source:
+        head = source[: source.index("(")]
+        index = head.rfind(":")
+    else:
+        index = source.rfind(":")
+    if index <= 1 and re.match(r"^[A-Za-z]:[\\/]", source):
+        index = -1
+    if index == -1:
+        return source, None
+    return source[:index], source[index + 1:]
+
+
+def _looks_like_app_object(obj: Any) -> bool:
+    return hasattr(obj, "wsgi_app") or (
+        hasattr(obj, "server") and hasattr(getattr(obj, "server"), "wsgi_app")
+    )
+
+
+def _app_object(app: Any) -> Dict[str, Any]:
+    """A module-level app object is sent by name: the child imports it itself."""
+    for module_name in (getattr(app, "import_name", None), getattr(app, "__module__", None)):
+        module = sys.modules.get(module_name or "")
+        if module is None:
+            continue
+        for name, value in vars(module).items():
+            if value is app and not name.startswith("_"):
+                if module_name == "__main__" and not getattr(module, "__file__", None):
+                    break  # a notebook's __main__ can't be re-imported
+                return _parse_string("%s:%s" % (module_name, name))
+    raise SpawnError(
+        "cannot send the app object %r to the child: it is not a module-level name the child "
+        "can import. Pass a factory instead, e.g. FlaskHost(create_app) or "
+        "'module:create_app()', or decorate the factory with @pyhost.hosted." % (app,),
+        troubleshooting=[
+            "Wrap the app in a zero-argument factory function and pass the function",
+            "Or pass a string target naming where the app lives: 'module:app'",
+        ],
+    )
+
+
+def _importable_by_name(fn: Any) -> bool:
+    module_name = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "")
+    if not module_name or "<" in qualname:
+        return False
+    module = sys.modules.get(module_name)
+    if module is None:
+        return False
+    if module_name == "__main__" and not getattr(module, "__file__", None):
+        return False  # a notebook or REPL: the child has no __main__ file to import
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj is fn
+
+
+def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
+    label = "%s.%s()" % (getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(fn)))
+    module = getattr(fn, "__module__", None)
+    if not by_value and _importable_by_name(fn):
+        try:
+            payload = pickle.dumps(fn, protocol=4)
+        except Exception:  # noqa: BLE001 - fall through to by-value shipping
+            pass
+        else:
+            return {"kind": "callable", "module": module, "payload": payload,
+                    "format": "pickle", "label": label}
+    try:
+        import cloudpickle
+    except ImportError:
+        raise SpawnError(
+            "cannot send %s to the child: it is defined in __main__, a notebook cell or a "
+            "function body, so the child cannot import it by name, and by-value shipping needs "
+            "cloudpickle (pip install 'pyhost[notebook]')." % label,
+            troubleshooting=[
+                "pip install 'pyhost[notebook]' (adds cloudpickle)",
+                "Or move the factory into a module and pass 'module:factory()'",
+                "Or use start_method='fork'",
+            ],
+        ) from None
+    try:
+        payload = cloudpickle.dumps(fn, protocol=4)
+    except Exception as exc:  # noqa: BLE001 - cloudpickle raises many types
+        raise SpawnError(
+            "cannot send %s to the child: %s: %s. Something it refers to (a lock, an open "
+            "file, a socket, a live app object) cannot be pickled; create it inside the "
+            "factory instead." % (label, type(exc).__name__, exc),
+            troubleshooting=[
+                "Create unpicklable objects (apps, connections, locks) inside the factory",
+                "Or move the factory into a module and pass 'module:factory()'",
+            ],
+            details={"target": label},
+        ) from exc
+    return {"kind": "callable", "module": module, "payload": payload,
+            "format": "cloudpickle", "label": label}

@@ -1,0 +1,143 @@
+"""Concrete troubleshooting steps for each error type.
+
+Steps name the real module, port, file and line where the error carries them,
+so the first thing a user reads is what to do, not what to search for.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Dict, List, Mapping, Optional
+
+from .errors import ErrorType
+
+# Import names that differ from the distribution to ``pip install``.
+_PIP_NAMES: Dict[str, str] = {
+    "flask_cors": "flask-cors",
+    "yaml": "PyYAML",
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "PIL": "Pillow",
+    "dotenv": "python-dotenv",
+    "prometheus_client": "prometheus-client",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "jwt": "PyJWT",
+    "attr": "attrs",
+    "google.protobuf": "protobuf",
+    "dash_bootstrap_components": "dash-bootstrap-components",
+    "flask_sqlalchemy": "flask-sqlalchemy",
+    "flask_login": "flask-login",
+}
+
+
+def pip_name(module: str) -> str:
+    """The distribution most likely to provide import name ``module``."""
+    if module in _PIP_NAMES:
+        return _PIP_NAMES[module]
+    top = module.split(".")[0]
+    return _PIP_NAMES.get(top, top.replace("_", "-"))
+
+
+def _python_label(details: Mapping[str, Any]) -> str:
+    return str(details.get("python") or sys.executable)
+
+
+def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> List[str]:
+    details: Mapping[str, Any] = fields.get("details") or {}
+    port: Optional[int] = fields.get("port")
+    python = _python_label(details)
+    if error_type is ErrorType.PYTHON_NOT_FOUND:
+        return [
+            "Check the interpreter path: %s" % (details.get("python") or "(python=)"),
+            "Install Python 3.9+ (https://www.python.org/downloads/) or create the venv: "
+            "python3 -m venv .venv",
+            "Use the venv's interpreter, e.g. python='.venv/bin/python', or leave python=None "
+            "to use this interpreter",
+            "Verify it runs: <path> --version",
+        ]
+    if error_type is ErrorType.DEPENDENCY_ERROR:
+        missing = fields.get("missing_module") or details.get("missing_modules")
+        modules = missing if isinstance(missing, list) else [missing] if missing else []
+        steps = []
+        if modules:
+            steps.append(
+                "Install the missing package%s: %s -m pip install %s"
+                % ("s" if len(modules) > 1 else "", python,
+                   " ".join(sorted({pip_name(m) for m in modules})))
+            )
+        steps += [
+            "If the app has a requirements file: %s -m pip install -r requirements.txt" % python,
+            "If you use a virtual environment, activate it or pass python='path/to/venv/bin/python'",
+            "Check for conflicting package versions: %s -m pip check" % python,
+        ]
+        return steps
+    if error_type is ErrorType.PORT_IN_USE:
+        holder = details.get("holder")
+        steps = ["Port %s is already in use%s" % (port, " by %s" % holder if holder else "")]
+        if details.get("holder_pid"):
+            steps.append("Stop that process: kill %s" % details["holder_pid"])
+        else:
+            steps.append("Find the process holding it: lsof -i :%s  (or: ss -ltnp 'sport = :%s')"
+                         % (port, port))
+        steps += [
+            "Or start on another port, e.g. port=0 to let the OS pick a free one",
+        ]
+        return steps
+    if error_type is ErrorType.SCRIPT_NOT_FOUND:
+        return [
+            "Check the target %s: 'package.module:attr', 'path/to/app.py:app' or 'module'"
+            % (repr(details["target"]) if details.get("target") else ""),
+            "Run from the project directory, or make the package importable "
+            "(pip install -e . or PYTHONPATH)",
+            "Check the spelling of the module and of the attribute after ':'",
+        ]
+    if error_type is ErrorType.APP_LOAD_ERROR:
+        where = details.get("where")
+        steps = []
+        if where:
+            steps.append("Fix the error raised at %s" % where)
+        steps += [
+            "Read the traceback below (remote_traceback) for the failing line",
+            "Reproduce it directly: %s -c 'import %s'" % (python, details.get("module") or "yourapp"),
+            "A factory must return a WSGI app (a Flask app, a Dash app or a WSGI callable)",
+        ]
+        return steps
+    if error_type is ErrorType.PROCESS_SPAWN_ERROR:
+        return [
+            "A target defined in __main__ or a notebook needs by-value shipping: "
+            "pip install 'pyhost[notebook]' (cloudpickle)",
+            "Or move the factory into an importable module and pass 'module:factory()'",
+            "Or use start_method='fork' where the platform has it",
+            "Check system limits (ulimit -u, free memory) if the OS refused the process",
+        ]
+    if error_type is ErrorType.PROCESS_CRASH:
+        steps = []
+        if fields.get("signal") == "SIGKILL":
+            steps.append("SIGKILL often means the out-of-memory killer: check dmesg and memory use")
+        elif fields.get("signal"):
+            steps.append("The child was ended by %s: check what sent it" % fields["signal"])
+        elif fields.get("exit_code") is not None:
+            steps.append("The child exited with code %s: see the output below" % fields["exit_code"])
+        steps += [
+            "Look at the app's recent output (stderr_tail, host.logs()) for the cause",
+            "Run the app directly to reproduce: flask --app <target> run",
+        ]
+        return steps
+    if error_type is ErrorType.HEALTH_CHECK_TIMEOUT:
+        return [
+            "Check the app's logs for startup errors (host.logs())",
+            "Make sure the health path answers 2xx (health_path=%r)" % details.get("health_path"),
+            "Raise health_check_timeout / startup_timeout if the app is slow to warm up",
+        ]
+    if error_type is ErrorType.NETWORK_ERROR:
+        return [
+            "Check the host address %r exists on this machine (127.0.0.1 always does)"
+            % details.get("host", ""),
+            "Ports below 1024 need privileges: use a port above 1024 or port=0",
+            "For external_url, check the server is running and reachable: curl %s"
+            % details.get("url", "<url>"),
+        ]
+    return [
+        "See the message and the app's output (stderr_tail) for details",
+        "Run with is_development=True for verbose logs",
+    ]

@@ -1,0 +1,79 @@
+"""Shared fixtures: every test must leave no process, thread or fd behind."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)  # so children can import tests/apps as "apps.*"
+
+# multiprocessing's own helpers live as long as the interpreter: not leaks.
+_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker",
+            "multiprocessing.semaphore_tracker")
+
+
+def stray_children():
+    """Child processes of this test process other than multiprocessing's helpers."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(proc.cmdline())
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        if any(helper in cmdline for helper in _HELPERS):
+            continue
+        found.append(proc)
+    return found
+
+
+def pyhost_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("pyhost-")]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02):
+    """Poll ``predicate`` until true or the deadline passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request):
+    """Fail a test that leaves child processes or pyhost threads running."""
+    yield
+    if request.node.get_closest_marker("allow_leaks"):
+        return
+    import pyhost
+
+    leftover_hosts = pyhost.running_hosts()
+    pyhost.stop_all(timeout=2)
+    children = wait_until(lambda: not stray_children(), timeout=10) or stray_children()
+    threads = wait_until(lambda: not pyhost_threads(), timeout=10) or pyhost_threads()
+    problems = []
+    if leftover_hosts:
+        problems.append("hosts still running: %r" % leftover_hosts)
+    if children and children is not True:
+        for proc in children:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        problems.append("child processes left: %r" % children)
+    if threads and threads is not True:
+        problems.append("pyhost threads left: %r" % threads)
+    assert not problems, "; ".join(problems)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_leaks: the test manages its own leftovers")
