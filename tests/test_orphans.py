@@ -1,0 +1,58 @@
+"""No orphans: the child exits by itself when the parent dies, under every start method."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TESTS, wait_until
+
+PARENT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from pyhost import FlaskHost
+host = FlaskHost("apps.hello:app", port=0, start_method=sys.argv[2]).start()
+print(host.pid, flush=True)
+sys.stdin.read()  # wait until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_child_exits_when_the_parent_dies(method, how):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, TESTS, method],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert _alive(child_pid)
+        os.kill(parent.pid, how)  # no atexit, no stop(): only the child's own watch helps
+        parent.wait(10)
+        assert wait_until(lambda: not _alive(child_pid), 10), "child %d orphaned" % child_pid
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        parent.stdin.close()
+
+
+def test_interpreter_exit_stops_running_hosts():
+    """A host the program forgot to stop is stopped gracefully by atexit."""
+    code = PARENT.replace("sys.stdin.read()  # wait until killed", "sys.stdin.readline()")
+    parent = subprocess.Popen([sys.executable, "-c", code, TESTS, "forkserver"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    _, err = parent.communicate("\n", timeout=20)
+    assert parent.returncode == 0, err
+    assert wait_until(lambda: not _alive(child_pid), 5)
