@@ -146,12 +146,15 @@ def _serve_child(spec, conn, parent_sentinel):
         _report_failure(control, _record(APP_LOAD_ERROR, "could not create the server: %s" % exc,
                                          exc))
     sock.close()  # the server holds its own duplicate
+    workers = _Workers(server, spec.get("workers", 1) - 1) if spec.get("workers", 1) > 1 else None
     control.serving(server)
     control.send(("bound", port))
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        if workers is not None:
+            workers.stop()
     control.send(("stopped", None))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -231,6 +234,94 @@ class _Control(threading.Thread):
             except OSError:
                 pass
             stopper.join(0.05)
+
+
+class _Workers:
+    """Extra worker processes forked from this child, serving the same socket.
+
+    The child that pyhost started stays the one process the parent watches: if
+    a worker dies, the child ends the whole group and exits with the worker's
+    code, so the parent sees one crash and restarts by its policy. Workers exit
+    on their own when this process dies (EOF on the ``alive`` pipe).
+    """
+
+    def __init__(self, server, count):
+        import warnings
+
+        alive_r, self.alive_w = os.pipe()
+        self.pids = []
+        self.stopping = False
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for _ in range(count):
+            with warnings.catch_warnings():
+                # 3.12+ warns about fork() with threads running; only the idle
+                # control thread exists here and workers never use what it holds.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:
+                os.close(self.alive_w)
+                _worker_main(server, alive_r)
+            self.pids.append(pid)
+        os.close(alive_r)
+        threading.Thread(target=self._reap, name="pyhost-child-reaper", daemon=True).start()
+
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+            if pid in self.pids:
+                self.pids.remove(pid)
+            if self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            sys.stderr.write("pyhost: worker pid %d %s; ending the worker group\n" % (
+                pid, "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code))
+            sys.stderr.flush()
+            self._signal_all(signal.SIGKILL)
+            os._exit(code if code > 0 else 1)
+
+    def _signal_all(self, signum):
+        for pid in list(self.pids):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout=4.0):
+        self.stopping = True
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.pids and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._signal_all(signal.SIGKILL)
+
+
+def _worker_main(server, alive_r):
+    """A forked worker: serve until SIGTERM (graceful) or until the child dies."""
+    def watch_master():
+        while os.read(alive_r, 1):
+            pass
+        os._exit(0)
+
+    def graceful(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    threading.Thread(target=watch_master, daemon=True).start()
+    signal.signal(signal.SIGTERM, graceful)
+    code = 0
+    try:
+        # A short poll interval: SIGTERM's shutdown is seen within 0.1 s.
+        server.serve_forever(poll_interval=0.1)
+        server.server_close()
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _poke_address(address):

@@ -127,6 +127,11 @@ class HostConfig:
             fail("stderr_lines", "must be an integer >= 1")
         if not _is_int(self.workers) or self.workers < 1:
             fail("workers", "must be an integer >= 1")
+        if self.workers > 1 and not hasattr(os, "fork"):
+            fail("workers", "more than one worker needs os.fork(), which this platform lacks")
+        if self.workers > 1 and self.debug:
+            fail("workers", "the Werkzeug debugger keeps its state in one process; use "
+                 "workers=1 with debug=True")
         if self.server not in SERVERS:
             fail("server", "must be one of %s" % ", ".join(SERVERS))
         if self.debug and not is_loopback(self.host):

@@ -86,9 +86,6 @@ class FlaskHost:
                              "unless external_url is set")
         if app is not None and config.external_url is not None:
             raise ValueError("FlaskHost: pass either app or external_url, not both")
-        if config.workers > 1:
-            raise ValueError("HostConfig.workers: more than one worker process is not "
-                             "supported yet (got %d); use workers=1" % config.workers)
         self.config = config
         self.app = app
         self.target_label = self._validate_target(app) if app is not None else config.external_url
@@ -385,6 +382,7 @@ class FlaskHost:
             "cwd": cwd,
             "sys_path": [cwd],
             "debug": self.config.debug,
+            "workers": self.config.workers,
             "name": self.name,
         }
 
