@@ -21,9 +21,7 @@ from .config import HostConfig
 from .errors import (
     DETERMINISTIC,
     ErrorType,
-    HealthCheckTimeout,
     HostError,
-    NetworkError,
     ProcessCrash,
     UnknownHostError,
     error_from_record,
@@ -149,7 +147,8 @@ class FlaskHost:
                     self._run_until_ready(None)
             except _Stopped:
                 self._set_state(HostState.STOPPED)
-                raise UnknownHostError("start() of %s was interrupted by stop()" % self.name)
+                raise UnknownHostError(
+                    "start() of %s was interrupted by stop()" % self.name) from None
             except HostError as exc:
                 self._fail(exc, "Failed to start %s" % self.name)
                 raise

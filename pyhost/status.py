@@ -77,9 +77,11 @@ class HostStatus:
         if self.uptime is not None:
             parts.append("up %.1fs" % self.uptime)
         if self.total_restarts:
-            parts.append("%d restart%s" % (self.total_restarts, "s" if self.total_restarts != 1 else ""))
+            plural = "s" if self.total_restarts != 1 else ""
+            parts.append("%d restart%s" % (self.total_restarts, plural))
         if self.last_error is not None and self.state is not HostState.READY:
-            parts.append("last error %s: %s" % (self.last_error.type.value, self.last_error.message))
+            error = self.last_error
+            parts.append("last error %s: %s" % (error.type.value, error.message))
         return " · ".join(parts)
 
     def _repr_html_(self) -> str:

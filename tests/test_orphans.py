@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import TESTS, wait_until
 
 PARENT = r"""

@@ -49,7 +49,8 @@ def test_health_probe_abort_stops_at_once():
         aborted["now"] = True  # the child died during the first probe
         return result(False)
 
-    retrying = health_probe_retrying(HostConfig(), abort=lambda: aborted["now"], sleep=lambda s: None)
+    retrying = health_probe_retrying(HostConfig(), abort=lambda: aborted["now"],
+                                     sleep=lambda s: None)
     assert retrying(attempt).ok is False
     assert len(calls) == 1
 

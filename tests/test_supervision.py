@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import wait_until
+
 from pyhost import (
     DependencyError,
     ErrorType,
@@ -130,7 +130,8 @@ def test_transient_startup_crash_without_budget_raises_with_exit_code(tmp_path):
 
 def test_deterministic_error_is_not_retried(tmp_path):
     app = tmp_path / "needs_missing.py"
-    app.write_text("import pyhost_no_such_module_xyz\nfrom flask import Flask\napp = Flask(__name__)\n")
+    app.write_text("import pyhost_no_such_module_xyz\n"
+                   "from flask import Flask\napp = Flask(__name__)\n")
     events = Events()
     host = FlaskHost(str(app) + ":app", restart_delay=0, max_restart_attempts=5,
                      on_event=events, **FAST)

@@ -8,8 +8,8 @@ import urllib.request
 
 import psutil
 import pytest
-
 from conftest import wait_until
+
 from pyhost import FlaskHost, HostConfig
 
 
