@@ -15,6 +15,7 @@ from .errors import (
     UnknownHostError,
 )
 from .host import FlaskHost, HostEvent
+from .hosted import hosted
 from .registry import running_hosts, stop_all
 from .status import HostState, HostStatus
 
@@ -40,4 +41,5 @@ __all__ = [
     "UnknownHostError",
     "running_hosts",
     "stop_all",
+    "hosted",
 ]
