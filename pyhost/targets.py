@@ -182,15 +182,20 @@ def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
     try:
         payload = cloudpickle.dumps(fn, protocol=4)
     except Exception as exc:  # noqa: BLE001 - cloudpickle raises many types
+        from .notebook import find_unpicklable  # names the variable, not just its type
+
+        culprit = find_unpicklable(fn, lambda obj: cloudpickle.dumps(obj, protocol=4))
         raise SpawnError(
-            "cannot send %s to the child: %s: %s. Something it refers to (a lock, an open "
-            "file, a socket, a live app object) cannot be pickled; create it inside the "
-            "factory instead." % (label, type(exc).__name__, exc),
+            "cannot send %s to the child: %s: %s. %s cannot be pickled; create it inside the "
+            "factory instead." % (label, type(exc).__name__, exc,
+                                  "It uses %s, which" % culprit if culprit else
+                                  "Something it refers to (a lock, an open file, a socket, "
+                                  "a live app object)"),
             troubleshooting=[
                 "Create unpicklable objects (apps, connections, locks) inside the factory",
                 "Or move the factory into a module and pass 'module:factory()'",
             ],
-            details={"target": label},
+            details={"target": label, "unpicklable": culprit},
         ) from exc
     return {"kind": "callable", "module": module, "payload": payload,
             "format": "cloudpickle", "label": label}
