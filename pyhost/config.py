@@ -191,15 +191,28 @@ class HostConfig:
         """
         environ = os.environ if environ is None else environ
         values: Dict[str, Any] = {}
+        read: Dict[str, str] = {}  # field -> "PYHOST_FIELD='raw'", to point at the culprit
         for field in dataclasses.fields(cls):
             if field.name == "env":
                 continue
-            raw = environ.get(prefix + field.name.upper())
+            variable = prefix + field.name.upper()
+            raw = environ.get(variable)
             if raw is None:
                 continue
-            values[field.name] = _parse_env_value(field.name, raw, field.default)
+            read[field.name] = "%s=%r" % (variable, raw)
+            try:
+                values[field.name] = _parse_env_value(field.name, raw, field.default)
+            except ValueError as exc:
+                raise ValueError("%s (from %s)" % (exc, read[field.name])) from None
         values.update(overrides)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            culprits = [text for name, text in read.items()
+                        if name not in overrides and "HostConfig.%s:" % name in str(exc)]
+            if not culprits:
+                raise
+            raise ValueError("%s (from %s)" % (exc, ", ".join(culprits))) from None
 
 
 def field_names() -> Tuple[str, ...]:
