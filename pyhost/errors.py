@@ -7,6 +7,7 @@ strings and numbers); the parent rebuilds the typed exception with
 from __future__ import annotations
 
 import enum
+import errno as _errno
 import signal as _signal
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Type
 
@@ -90,7 +91,14 @@ class HostError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.troubleshooting: List[str] = list(troubleshooting or ())
+        if troubleshooting is None:
+            # Raised directly (not via make_error): still say what to do.
+            from .troubleshooting import steps_for
+
+            troubleshooting = steps_for(
+                self.type, message=message, port=port, signal=signal, exit_code=exit_code,
+                missing_module=missing_module, details=details or {})
+        self.troubleshooting: List[str] = list(troubleshooting)
         self.stderr_tail: List[str] = list(stderr_tail or ())
         self.remote_traceback = remote_traceback
         self.exit_code = exit_code
@@ -153,11 +161,19 @@ class DependencyError(HostError, ImportError):
 
     type = ErrorType.DEPENDENCY_ERROR
 
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.name = self.missing_module  # as ImportError.name: the module that is missing
+
 
 class PortInUse(HostError, OSError):
-    """Binding failed with EADDRINUSE."""
+    """Binding failed with EADDRINUSE (``.errno`` says so, as for any ``OSError``)."""
 
     type = ErrorType.PORT_IN_USE
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.errno = _errno.EADDRINUSE
 
 
 class SpawnError(HostError):

@@ -42,6 +42,18 @@ def _python_label(details: Mapping[str, Any]) -> str:
     return str(details.get("python") or sys.executable)
 
 
+def _reproduce(python: str, details: Mapping[str, Any]) -> str:
+    """A command that runs the same import (and factory call) in a plain interpreter."""
+    module = details.get("module")
+    target = str(details.get("target") or "")
+    if not module or "/" in str(module):
+        return "flask --app %s routes" % (repr(target) if target else "<target>")
+    expr = target.split(":", 1)[1] if ":" in target and "(" in target else ""
+    if expr:
+        return '%s -c "import %s as m; m.%s"' % (python, module, expr)
+    return "%s -c 'import %s'" % (python, module)
+
+
 def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> List[str]:
     details: Mapping[str, Any] = fields.get("details") or {}
     port: Optional[int] = fields.get("port")
@@ -94,16 +106,23 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     if error_type is ErrorType.APP_LOAD_ERROR:
         where = details.get("where")
         steps = []
+        if "not a WSGI app" in message:
+            steps.append("Make the factory return the app (a Flask app, a Dash app or a WSGI "
+                         "callable): check that it ends with 'return app'")
         if where:
             steps.append("Fix the error raised at %s" % where)
         steps += [
-            "Read the traceback below (remote_traceback) for the failing line",
-            "Reproduce it directly: %s -c 'import %s'" % (python, details.get("module") or "yourapp"),
-            "A factory must return a WSGI app (a Flask app, a Dash app or a WSGI callable)",
+            "Read the traceback (error.remote_traceback, or the output below) for the failing line",
+            "Reproduce it without pyhost: %s" % _reproduce(python, details),
         ]
         return steps
     if error_type is ErrorType.PROCESS_SPAWN_ERROR:
-        return [
+        steps = []
+        if "bootstrapping phase" in message:
+            # multiprocessing's own RuntimeError: a script started a host at import time.
+            steps.append("Start the host under  if __name__ == '__main__':  in your script: "
+                         "spawn and forkserver children import the main module again")
+        return steps + [
             "A target defined in __main__ or a notebook needs by-value shipping: "
             "pip install 'pyhost[notebook]' (cloudpickle)",
             "Or move the factory into an importable module and pass 'module:factory()'",
