@@ -1,41 +1,59 @@
 """Pre-flight checks before any child starts: the interpreter and ``requires``.
 
 Run once per ``start()`` (not per restart) with the interpreter the child will
-use, in a short-lived subprocess so heavy modules are not imported into the
-parent. Retried as the seed did: 2 tries, 1 second apart.
+use, in a short-lived subprocess so heavy modules (torch, tensorflow) are not
+imported into the parent, and with the environment the child will get. Missing
+modules are retried as the seed did (2 tries, 1 second apart: a ``pip install``
+running in another terminal may just be finishing); a missing interpreter is
+not, no second look will make it appear.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
-from typing import Any, Callable, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .config import HostConfig
 from .errors import ErrorType, HostError, make_error
 from .policies import preflight_retrying
+from .troubleshooting import pip_name, steps_for
 
-__all__ = ["run_preflight", "check_environment", "MIN_CHILD_VERSION"]
+__all__ = ["run_preflight", "check_environment", "resolve_python", "MIN_CHILD_VERSION"]
 
+log = logging.getLogger("pyhost")
+
+#: The oldest Python that can run ``pyhost/_child.py``.
 MIN_CHILD_VERSION = (3, 9)
 
+_MARK = "@@pyhost-preflight@@ "
+
+# Runs under the chosen interpreter, which may be old or not Python 3 at all:
+# keep it parseable by Python 2 so an old interpreter reports its version
+# instead of a SyntaxError. The version line goes first and is flushed, so a
+# hanging import is told apart from an interpreter that never starts.
 _PROBE = r"""
-import importlib, json, sys
+import json, sys
+MARK = %r
+print(MARK + json.dumps({"version": list(sys.version_info[:3]), "executable": sys.executable}))
+sys.stdout.flush()
+import importlib
 missing = []
 for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
     except ImportError as exc:
         missing.append({"module": name, "missing": getattr(exc, "name", None) or name,
-                        "error": "%s: %s" % (type(exc).__name__, exc)})
+                        "import_error": True, "error": "%%s: %%s" %% (type(exc).__name__, exc)})
     except Exception as exc:
-        missing.append({"module": name, "missing": None,
-                        "error": "%s: %s" % (type(exc).__name__, exc)})
-print(json.dumps({"version": list(sys.version_info[:3]), "executable": sys.executable,
-                  "missing": missing}))
-"""
+        missing.append({"module": name, "missing": None, "import_error": False,
+                        "error": "%%s: %%s" %% (type(exc).__name__, exc)})
+print(MARK + json.dumps({"missing": missing}))
+""" % _MARK
 
 
 def resolve_python(python: Optional[str]) -> str:
@@ -47,15 +65,40 @@ def resolve_python(python: Optional[str]) -> str:
     return shutil.which(python) or python
 
 
-def check_environment(python: Optional[str], requires: List[str],
-                      timeout: float = 60.0) -> Dict[str, Any]:
-    """Run the probe once; raise ``PythonNotFound``, return ``{version, missing}``."""
+def child_environment(config: HostConfig) -> Dict[str, str]:
+    """The environment the probe runs with: the child's (``os.environ`` + ``env``).
+
+    With this interpreter, the child also inherits the parent's ``sys.path``
+    (multiprocessing passes it on), so the probe gets it as ``PYTHONPATH``.
+    """
+    environ = dict(os.environ)
+    environ.update(config.env)
+    if not config.python:
+        paths = [entry for entry in sys.path if entry]
+        if environ.get("PYTHONPATH"):
+            paths.append(environ["PYTHONPATH"])
+        environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return environ
+
+
+def check_environment(python: Optional[str], requires: Sequence[str], timeout: float = 60.0,
+                      env: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """Run the probe once: raise ``PythonNotFound``, else return ``{version, missing, ...}``.
+
+    ``missing`` lists the modules of ``requires`` (plus ``werkzeug`` for
+    another interpreter, which the child serves with) that failed to import.
+    """
     executable = resolve_python(python)
-    # The child needs werkzeug to serve: check it along with what the user listed.
-    modules = list(requires) + (["werkzeug"] if python else [])
+    if python and os.path.isdir(executable):
+        hint = os.path.join(executable, "Scripts" if os.name == "nt" else "bin", "python")
+        raise _python_error(executable, "%s is a directory, not a Python interpreter; for a venv "
+                            "pass its interpreter, e.g. python=%r" % (executable, hint))
+    modules = list(requires) + (["werkzeug"] if python and "werkzeug" not in requires else [])
     try:
         done = subprocess.run([executable, "-c", _PROBE, *modules], capture_output=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, text=True)
+                              timeout=timeout, stdin=subprocess.DEVNULL, text=True,
+                              env=dict(env) if env is not None else None,
+                              errors="replace")
     except FileNotFoundError:
         raise _python_error(executable, "Python executable not found: %s" % executable) from None
     except PermissionError:
@@ -64,48 +107,126 @@ def check_environment(python: Optional[str], requires: List[str],
     except OSError as exc:
         raise _python_error(executable, "Python executable cannot run: %s: %s"
                             % (executable, exc)) from None
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
+        reports = _reports(exc.stdout)
+        if reports:
+            raise make_error(
+                ErrorType.DEPENDENCY_ERROR,
+                "Importing the required modules (%s) with %s did not finish within %.0fs; one "
+                "of them hangs on import" % (", ".join(modules), executable, timeout),
+                details={"python": executable, "checked": modules, "phase": "preflight"},
+            ) from None
         raise _python_error(executable, "Python executable %s did not answer within %.0fs"
                             % (executable, timeout)) from None
-    try:
-        report = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise _python_error(executable, "%s does not run as a Python 3 interpreter (exit code "
-                            "%s): %s" % (executable, done.returncode,
-                                         (done.stderr or done.stdout).strip()[-300:])) from None
+    reports = _reports(done.stdout)
+    if not reports:
+        output = (done.stderr or done.stdout or "").strip()
+        raise _python_error(executable, "%s does not run as a Python interpreter (exit code %s)%s"
+                            % (executable, done.returncode,
+                               ": %s" % output[-300:] if output else ", no output"))
+    report = dict(reports[0])
     version = tuple(report["version"])
     if version[:2] < MIN_CHILD_VERSION:
-        raise _python_error(executable, "%s is Python %s; the pyhost child needs Python %d.%d+"
+        raise _python_error(executable, "%s is Python %s; the pyhost child needs Python %d.%d or "
+                            "newer. Point python= at a newer interpreter or venv."
                             % (executable, ".".join(map(str, version)), *MIN_CHILD_VERSION))
+    if len(reports) < 2:
+        # Printed its version, then died while importing (a segfault in a C extension).
+        output = (done.stderr or "").strip()
+        raise make_error(
+            ErrorType.DEPENDENCY_ERROR,
+            "Importing the required modules (%s) with %s crashed the interpreter (exit code "
+            "%s)%s" % (", ".join(modules), executable, done.returncode,
+                       ": %s" % output[-300:] if output else ""),
+            stderr_tail=output.splitlines()[-20:],
+            details={"python": executable, "checked": modules, "phase": "preflight"},
+        )
+    report["missing"] = reports[1]["missing"]
     report["executable"] = executable
+    report["checked"] = modules
     return report
 
 
-def run_preflight(config: HostConfig, *, sleep: Callable[[float], Any] = None) -> Dict[str, Any]:
-    """The pre-flight for ``config``: raise ``PythonNotFound`` or ``DependencyError``."""
-    import time
+def run_preflight(config: HostConfig, *,
+                  sleep: Optional[Callable[[float], Any]] = None) -> Dict[str, Any]:
+    """The pre-flight for ``config``: raise ``PythonNotFound`` or ``DependencyError``.
 
+    ``sleep`` is injectable so tests record the 1 s wait instead of waiting.
+    """
     retrying = preflight_retrying(sleep=sleep or time.sleep)
     reports: List[Dict[str, Any]] = []
+    env = child_environment(config)
 
     def attempt() -> List[Dict[str, Any]]:
-        report = check_environment(config.python, list(config.requires))
+        report = check_environment(config.python, config.requires,
+                                   timeout=config.startup_timeout, env=env)
         reports.append(report)
+        if report["missing"]:
+            log.info("Pre-flight check %d/2 for %s: %s", len(reports), report["executable"],
+                     ", ".join(item["module"] for item in report["missing"]))
         return report["missing"]
 
     missing = retrying(attempt)
     report = reports[-1]
     if missing:
-        names = [item["missing"] or item["module"] for item in missing]
-        raise make_error(
-            ErrorType.DEPENDENCY_ERROR,
-            "Python dependencies not installed for %s: %s"
-            % (report["executable"], "; ".join(item["error"] for item in missing)),
-            missing_module=names[0],
-            details={"missing_modules": names, "python": report["executable"],
-                     "checked": list(config.requires)},
-        )
+        raise dependency_error(report["executable"], missing, report["checked"])
+    log.debug("pre-flight ok: Python %s at %s; imported %s",
+              ".".join(map(str, report["version"])), report["executable"],
+              ", ".join(report["checked"]) or "nothing")
     return report
+
+
+def dependency_error(executable: str, problems: List[Dict[str, Any]],
+                     checked: Sequence[str]) -> HostError:
+    """One ``DependencyError`` naming every missing module and the pip line for all of them."""
+    absent = [item for item in problems if item.get("import_error", True)]
+    broken = [item for item in problems if not item.get("import_error", True)]
+    names: List[str] = []
+    for item in absent:
+        name = item["missing"] or item["module"]
+        if name not in names:
+            names.append(name)
+    parts = []
+    if names:
+        install = "%s -m pip install %s" % (executable, " ".join(
+            dict.fromkeys(pip_name(name) for name in names)))
+        parts.append("Missing Python module%s for %s: %s. Install with: %s"
+                     % ("s" if len(names) > 1 else "", executable, ", ".join(names), install))
+    for item in absent:
+        if item["missing"] and item["missing"] != item["module"]:
+            parts.append("(%s needs %s)" % (item["module"], item["missing"]))
+    for item in broken:
+        parts.append("%s is installed but raised on import: %s" % (item["module"], item["error"]))
+    if "werkzeug" in names and "werkzeug" not in [i["module"] for i in broken]:
+        parts.append("(the pyhost child serves the app with Werkzeug, so that interpreter "
+                     "needs it too)")
+    details = {"missing_modules": names or [item["module"] for item in broken],
+               "python": executable, "checked": list(checked), "phase": "preflight",
+               "errors": [item["error"] for item in problems]}
+    return make_error(
+        ErrorType.DEPENDENCY_ERROR,
+        " ".join(parts),
+        missing_module=(names or [broken[0]["module"]])[0],
+        details=details,
+        # Every missing module on the pip line, not only the first.
+        troubleshooting=steps_for(ErrorType.DEPENDENCY_ERROR, missing_module=names or None,
+                                  details=details),
+    )
+
+
+def _reports(stdout: Any) -> List[Dict[str, Any]]:
+    if isinstance(stdout, bytes):
+        stdout = stdout.decode("utf-8", "replace")
+    found = []
+    for line in (stdout or "").splitlines():
+        index = line.find(_MARK)
+        if index < 0:
+            continue
+        try:
+            found.append(json.loads(line[index + len(_MARK):]))
+        except ValueError:
+            continue
+    return found
 
 
 def _python_error(executable: str, message: str) -> HostError:
