@@ -430,6 +430,8 @@ def load_app(target):
     kind = target["kind"]
     if kind == "callable":
         factory = _unship(target)
+        if _is_wsgi_signature(factory):
+            return factory  # FlaskHost(wsgi_function): the app itself, not a factory
         return as_wsgi(factory(), target["label"])
     module = _import_target_module(target)
     expr = target.get("attr")
@@ -523,6 +525,24 @@ def _is_factory(obj):
     required = [p for p in parameters
                 if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return not required
+
+
+def _is_wsgi_signature(obj):
+    """Callable as ``obj(environ, start_response)`` but not as ``obj()``."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return False
+    try:
+        signature.bind()
+        return False
+    except TypeError:
+        pass
+    try:
+        signature.bind(None, None)
+        return True
+    except TypeError:
+        return False
 
 
 def find_best_app(module, label):
@@ -661,7 +681,7 @@ def literal_call(source):
         try:
             args = tuple(ast.literal_eval(arg) for arg in node.args)
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        except ValueError:
+        except (ValueError, TypeError):  # TypeError: an unhashable key, e.g. f({[1]: 2})
             raise ValueError("arguments in %r must be literals (strings, numbers, True/False/None, "
                              "lists, dicts, tuples)" % source) from None
         if any(key is None for key in kwargs):

@@ -67,6 +67,7 @@ def _parse_string(text: str) -> Dict[str, Any]:
     if not source:
         raise ValueError("target: empty string; expected 'module:app' or 'path/to/app.py:app'")
     module, expr = _split(source)
+    module = module.strip()
     if module.endswith(".py") or "/" in module or os.sep in module:
         kind = "file"
         path = os.path.abspath(module)
