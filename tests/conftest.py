@@ -77,3 +77,5 @@ def no_leaks(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "allow_leaks: the test manages its own leftovers")
+    config.addinivalue_line("markers", "slow: takes a minute (fresh venv + pip install); "
+                            "deselect with -m 'not slow'")
