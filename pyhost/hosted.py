@@ -28,17 +28,29 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import logging
 import sys
+import threading
+import weakref
 from typing import Any, Callable, Dict, Optional, Union
 
 from .config import HostConfig
+from .errors import PortInUse
 from .host import FlaskHost
+from .status import HostState
 
 __all__ = ["hosted", "HostedFactory"]
 
 #: FlaskHost keyword arguments that are not HostConfig fields.
 _HOST_ARGS = ("name", "on_event")
 _FIELDS = tuple(field.name for field in dataclasses.fields(HostConfig))
+_ACTIVE = (HostState.STARTING, HostState.READY, HostState.UNHEALTHY, HostState.RESTARTING)
+
+log = logging.getLogger("pyhost")
+
+#: The host the latest ``start()`` of each factory (by target label) returned.
+_started: "weakref.WeakValueDictionary[str, FlaskHost]" = weakref.WeakValueDictionary()
+_started_lock = threading.Lock()
 
 
 class HostedFactory:
@@ -69,10 +81,37 @@ class HostedFactory:
     def start(self, **overrides: Any) -> FlaskHost:
         """Start a ``FlaskHost`` for this factory and block until it is ready.
 
-        In a notebook, re-running the cell that calls this replaces the host
-        the previous run left on the same port (same factory, same port).
+        One host per factory: a host that an earlier ``start()`` of the same
+        factory (same name, e.g. a notebook cell run again) left running is
+        replaced, and with ``port=0`` the new one takes over its port, so the
+        URL stays the same. For several independent hosts use ``host().start()``.
         """
-        return self.host(**overrides).start()
+        host = self.host(**overrides)
+        label = str(host.target_label)
+        with _started_lock:
+            previous = _started.get(label)
+        if previous is not None and previous.state in _ACTIVE:
+            same_address = previous.config.host == host.config.host
+            if same_address and host.config.port == 0 and previous.port:
+                # Keep the URL: take over the previous host's port. The registry
+                # stops the previous host when this one claims it (and logs it).
+                try:
+                    host = self.host(**dict(overrides, port=previous.port)).start()
+                except PortInUse:
+                    # Something else took the port in between: any port will do.
+                    host = self.host(**overrides).start()
+            elif same_address and host.config.port == previous.port:
+                host.start()  # the registry hands the port over
+            else:
+                log.warning("⚠ Replacing %r, started earlier from the same factory (e.g. a "
+                            "re-run notebook cell)", previous)
+                previous.stop()
+                host.start()
+        else:
+            host.start()
+        with _started_lock:
+            _started[label] = host
+        return host
 
     def __pyhost_target__(self) -> Union[str, Callable[[], Any]]:
         """What ``parse_target`` should ship: a ``'module:name()'`` string or the function.

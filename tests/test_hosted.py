@@ -1,0 +1,256 @@
+"""@hosted factories: still factories, host themselves under every start method,
+ship by value when the child cannot import them, and replace themselves on a re-run."""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import cloudpickle
+import psutil
+import pytest
+from flask import Flask
+
+from apps.hosted_app import create_app as module_factory
+from conftest import TESTS
+from pyhost import FlaskHost, HostState, PortInUse, SpawnError, hosted
+from pyhost.hosted import HostedFactory
+from pyhost.targets import parse_target
+
+METHODS = ["fork", "spawn", "forkserver"]
+FAST = dict(health_check_interval=0.05, shutdown_timeout=2)
+
+# What a notebook cell holds: run by ``cell()`` in a namespace named __main__,
+# so the factory is as un-importable in the child as a real cell's.
+CELL = """
+from flask import Flask
+from pyhost import hosted
+
+GREETING = "from a cell"
+
+@hosted(port=0, health_check_interval=0.05, shutdown_timeout=2)
+def create_app():
+    app = Flask("cell")
+    app.add_url_rule("/", "index", lambda: GREETING)
+    app.add_url_rule("/pid", "pid", lambda: str(__import__("os").getpid()))
+    return app
+"""
+
+OTHER_CELL = CELL.replace("def create_app", "def other_app")
+
+
+def cell(source: str = CELL) -> dict:
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, "<cell>", "exec"), namespace)
+    return namespace
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_factory(greeting: str) -> HostedFactory:
+    """A closure: the child can only get ``greeting`` if the factory travels by value."""
+    settings = {"greeting": greeting}
+
+    @hosted(port=0, **FAST)
+    def create_app():
+        app = Flask("closure")
+        app.route("/")(lambda: settings["greeting"])
+        return app
+
+    return create_app
+
+
+# ------------------------------------------------------------ no processes
+def test_calling_the_decorated_factory_still_returns_the_app():
+    app = module_factory()
+    assert isinstance(app, Flask)
+    assert app.test_client().get("/").data == b"from a module"
+    assert module_factory(greeting="hi").test_client().get("/").data == b"hi"
+    assert module_factory.__name__ == "create_app"
+    assert module_factory.__doc__ == "Doc of the factory."
+    assert module_factory.__module__ == "apps.hosted_app"
+
+
+def test_bare_decorator_and_host_returns_an_unstarted_host():
+    @hosted
+    def create_app():
+        return Flask("bare")
+
+    assert isinstance(create_app, HostedFactory) and create_app.fields == {}
+    host = create_app.host()
+    assert isinstance(host, FlaskHost)
+    assert host.config.port == 5001  # HostConfig's default: nothing overridden
+    assert host.state is HostState.STOPPED and host.pid is None and host.url is None
+
+
+def test_overrides_replace_the_decorator_fields():
+    host = module_factory.host(health_path="/pid", shutdown_timeout=3)
+    assert host.config.health_path == "/pid"
+    assert host.config.shutdown_timeout == 3
+    assert host.config.port == 0  # from the decorator
+    assert host.config.health_check_interval == 0.05
+    assert host.state is HostState.STOPPED
+
+
+@pytest.mark.parametrize("make, names", [
+    (lambda: hosted(port=70000), "HostConfig.port"),
+    (lambda: hosted(prot=0), "'prot'"),
+    (lambda: hosted(lambda name: Flask(name)), "'name'"),
+    (lambda: hosted(Flask("app")), "app factory"),
+    (lambda: hosted(42), "app factory"),
+    (lambda: module_factory.host(startup_timeout=-1), "HostConfig.startup_timeout"),
+    (lambda: module_factory.start(prot=1), "'prot'"),
+])
+def test_bad_input_is_a_value_error_naming_it(make, names):
+    with pytest.raises(ValueError) as info:
+        make()
+    assert names in str(info.value)
+
+
+def test_importable_factories_ship_by_name_the_others_by_value():
+    assert module_factory.__pyhost_target__() == "apps.hosted_app:create_app()"
+    assert parse_target(module_factory)["kind"] == "module"
+    for factory in (cell()["create_app"], make_factory("x")):
+        assert factory.__pyhost_target__() is factory.factory
+        target = parse_target(factory)
+        assert (target["kind"], target["format"]) == ("callable", "cloudpickle")
+
+
+def test_pickles_by_name_when_importable_by_value_otherwise():
+    assert pickle.loads(pickle.dumps(module_factory)) is module_factory
+    clone = cloudpickle.loads(cloudpickle.dumps(make_factory("cloned")))
+    assert isinstance(clone, HostedFactory)
+    assert clone().test_client().get("/").data == b"cloned"
+
+
+def test_an_unpicklable_closure_is_a_spawn_error_naming_the_variable():
+    lock = threading.Lock()
+
+    @hosted(port=0, start_method="spawn")
+    def create_app():
+        with lock:
+            return Flask("locked")
+
+    with pytest.raises(SpawnError) as info:
+        create_app.start()
+    message = str(info.value)
+    assert "closure variable 'lock'" in message and "_thread.lock" in message
+    assert "create_app" in message
+    assert info.value.details["unpicklable"] == "closure variable 'lock' (a _thread.lock)"
+
+
+# ------------------------------------------------------------ real processes
+@pytest.mark.parametrize("method", METHODS)
+def test_module_factory_under_every_start_method(method):
+    with module_factory.host(start_method=method) as host:
+        assert host.is_ready()
+        assert get(host.url + "/") == "from a module"
+        assert get(host.url + "/pid") == str(host.pid) != str(os.getpid())
+    assert host.state is HostState.STOPPED
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_cell_factory_under_every_start_method(method):
+    host = cell()["create_app"].start(start_method=method)
+    try:
+        assert get(host.url + "/") == "from a cell"
+    finally:
+        host.stop()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_closure_under_every_start_method(method):
+    with make_factory("closure under %s" % method).host(start_method=method) as host:
+        assert get(host.url + "/") == "closure under %s" % method
+
+
+SCRIPT = """
+import sys
+import urllib.request
+
+from flask import Flask
+from pyhost import hosted
+
+@hosted(port=0, start_method=sys.argv[1], health_check_interval=0.05)
+def create_app():
+    app = Flask(__name__)
+    app.route("/")(lambda: "from __main__")
+    return app
+
+if __name__ == "__main__":
+    with create_app.start() as host:
+        print(host.target_label, urllib.request.urlopen(host.url).read().decode())
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_factory_defined_in_a_main_script(tmp_path, method):
+    script = tmp_path / "serve.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), method], capture_output=True,
+                          text=True, timeout=60, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "__main__.create_app() from __main__"
+
+
+# ------------------------------------------------------------ re-running cells
+def test_rerun_on_a_fixed_port_replaces_and_another_target_is_refused(caplog):
+    port = free_port()
+    caplog.set_level(logging.WARNING, logger="pyhost")
+    first = cell()["create_app"].start(port=port)
+    first_pid = first.pid
+    second = cell()["create_app"].start(port=port)  # the cell run again: a new factory object
+    try:
+        assert first.state is HostState.STOPPED and not alive(first_pid)
+        assert second.is_ready() and second.port == port and second.pid != first_pid
+        assert get(second.url + "/pid") == str(second.pid)
+        assert "Replacing" in caplog.text
+
+        # A plain FlaskHost of the same factory goes through the same hand-over.
+        third = cell()["create_app"].host(port=port).start()
+        assert second.state is HostState.STOPPED and third.is_ready()
+
+        with pytest.raises(PortInUse) as info:
+            cell(OTHER_CELL)["other_app"].start(port=port)
+        assert "__main__.create_app()" in str(info.value)  # names the holder
+        assert third.is_ready() and get(third.url + "/") == "from a cell"
+    finally:
+        second.stop()
+        third.stop()
+
+
+def test_rerun_with_port_zero_keeps_the_url():
+    first = cell()["create_app"].start()
+    first_pid = first.pid
+    second = cell()["create_app"].start()
+    try:
+        assert second.url == first.url
+        assert first.state is HostState.STOPPED and not alive(first_pid)
+        assert get(second.url + "/pid") == str(second.pid)
+        # Several hosts of one factory: host().start() does not replace.
+        extra = cell()["create_app"].host().start()
+        assert second.is_ready() and extra.is_ready() and extra.url != second.url
+        extra.stop()
+    finally:
+        second.stop()
