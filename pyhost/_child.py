@@ -89,17 +89,29 @@ def _parent_sentinel():
 
 
 def _redirect_output(fd):
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            try:
-                reconfigure(line_buffering=True)
-            except (ValueError, OSError):
-                pass
+    # Under fork the streams are whatever the parent had (pytest's capture file,
+    # a Jupyter OutStream) and may not write to fds 1 and 2 at all.
+    sys.stdout = _line_stream(1, sys.stdout)
+    sys.stderr = _line_stream(2, sys.stderr)
+
+
+def _line_stream(fd, current):
+    """``current`` if it writes to ``fd`` (made line-buffered), else a new stream on ``fd``."""
+    try:
+        if current.fileno() == fd:
+            current.reconfigure(line_buffering=True)
+            return current
+    except (AttributeError, ValueError, OSError):
+        pass
+    return open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace",
+                closefd=False)
 
 
 def _serve_child(spec, conn, parent_sentinel):
