@@ -1,0 +1,165 @@
+"""pytest fixtures: live servers in supervised child processes.
+
+Registered through the ``pytest11`` entry point, so installing pyhost is
+enough. Fixtures:
+
+- ``pyhost_server(app, **fields)``: a factory returning a started
+  ``FlaskHost`` (port 0 unless given), stopped at the end of the test;
+- ``pyhost_session_server(app, **fields)``: the same, started once per
+  session for each distinct ``(app, fields)`` and stopped at the end;
+- ``pyhost_live_server``: a session host for the ``pyhost_app`` ini value
+  (or ``--pyhost-app``), a drop-in for pytest-flask's ``live_server``.
+
+A startup failure fails the test with the typed error, its troubleshooting
+steps and the app's last output lines, not a bare timeout. This module imports
+only pytest at load time; pyhost's host machinery is imported on first use.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import pytest
+
+__all__ = ["HostFactory"]
+
+# option name -> (ini name, converter, help)
+_OPTIONS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
+    "start_method": ("pyhost_start_method", str,
+                     "multiprocessing start method for hosted apps: fork, spawn or forkserver "
+                     "(default: pyhost's, forkserver where available)"),
+    "startup_timeout": ("pyhost_startup_timeout", float,
+                        "seconds an app may take to import and bind (default 60)"),
+    "health_check_timeout": ("pyhost_health_check_timeout", float,
+                             "seconds of health probes after binding (default 10)"),
+    "shutdown_timeout": ("pyhost_shutdown_timeout", float,
+                         "seconds for a graceful stop at teardown (default 5)"),
+    "host": ("pyhost_host", str, "interface hosted apps bind (default 127.0.0.1)"),
+}
+
+
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("pyhost", "pyhost: live servers in supervised child processes")
+    for field, (ini, _, help_text) in _OPTIONS.items():
+        metavar = {"start_method": "METHOD", "host": "HOST"}.get(field, "SECONDS")
+        group.addoption("--pyhost-%s" % field.replace("_", "-"), dest=ini, default=None,
+                        metavar=metavar, help=help_text + " [ini: %s]" % ini)
+        parser.addini(ini, help_text)
+    group.addoption("--pyhost-app", dest="pyhost_app", default=None, metavar="TARGET",
+                    help="target served by the pyhost_live_server fixture, e.g. "
+                         "'myapp:create_app()' [ini: pyhost_app]")
+    parser.addini("pyhost_app", "target served by the pyhost_live_server fixture")
+
+
+def pytest_configure(config: Any) -> None:
+    host_defaults(config)  # a malformed option is a usage error now, not in a fixture
+
+
+def _setting(config: Any, ini: str) -> Optional[str]:
+    value = config.getoption(ini, default=None)
+    if value in (None, ""):
+        value = config.getini(ini)
+    return value if value not in (None, "", []) else None
+
+
+def host_defaults(config: Any) -> Dict[str, Any]:
+    """HostConfig fields from the command line and ini; port 0 for every test host."""
+    fields: Dict[str, Any] = {"port": 0}
+    for field, (ini, convert, _) in _OPTIONS.items():
+        raw = _setting(config, ini)
+        if raw is None:
+            continue
+        try:
+            fields[field] = convert(raw)
+        except ValueError:
+            raise pytest.UsageError("pyhost: %s=%r is not a %s" % (ini, raw, convert.__name__))
+    return fields
+
+
+def _startup_failure(app: Any, error: Any) -> str:
+    return "pyhost could not start %s: %s\n%s" % (
+        app if isinstance(app, str) else getattr(app, "__qualname__", repr(app)),
+        error.type.value, error.describe())
+
+
+class HostFactory:
+    """Starts hosts on request and stops every one of them on ``close()``."""
+
+    def __init__(self, defaults: Dict[str, Any], *, reuse: bool = False) -> None:
+        self.defaults = dict(defaults)
+        self.reuse = reuse
+        self.hosts: List[Any] = []
+        self._cache: Dict[Any, Any] = {}
+
+    def __call__(self, app: Any, **fields: Any) -> Any:
+        """A started ``FlaskHost`` for ``app``; a startup failure fails the test."""
+        from .errors import HostError
+        from .host import FlaskHost
+
+        key = self._key(app, fields)
+        if key is not None and key in self._cache:
+            cached = self._cache[key]
+            if isinstance(cached, HostError):  # failed once: don't wait for it again
+                pytest.fail(_startup_failure(app, cached), pytrace=False)
+            return cached
+        if "config" not in fields:
+            fields = dict(self.defaults, **fields)
+        host = FlaskHost(app, **fields)
+        self.hosts.append(host)
+        try:
+            host.start()
+        except HostError as error:
+            if key is not None:
+                self._cache[key] = error
+            pytest.fail(_startup_failure(app, error), pytrace=False)
+        if key is not None:
+            self._cache[key] = host
+        return host
+
+    def _key(self, app: Any, fields: Dict[str, Any]) -> Any:
+        if not self.reuse:
+            return None
+        try:
+            key = (app, tuple(sorted((name, repr(value)) for name, value in fields.items())))
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def close(self) -> None:
+        for host in reversed(self.hosts):
+            host.stop()
+        self.hosts.clear()
+        self._cache.clear()
+
+
+@pytest.fixture(scope="session")
+def pyhost_defaults(pytestconfig: Any) -> Dict[str, Any]:
+    """HostConfig fields every fixture host starts with (port 0, the pyhost options)."""
+    return host_defaults(pytestconfig)
+
+
+@pytest.fixture
+def pyhost_server(pyhost_defaults: Dict[str, Any]) -> Any:
+    """Factory: ``pyhost_server("app:create_app()", **fields)`` -> started ``FlaskHost``,
+    stopped at the end of the test."""
+    factory = HostFactory(pyhost_defaults)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def pyhost_session_server(pyhost_defaults: Dict[str, Any]) -> Any:
+    """Like ``pyhost_server``, but each distinct ``(app, fields)`` starts once per session."""
+    factory = HostFactory(pyhost_defaults, reuse=True)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def pyhost_live_server(pytestconfig: Any, pyhost_session_server: Any) -> Any:
+    """The session host for the ``pyhost_app`` ini value or ``--pyhost-app``."""
+    target = _setting(pytestconfig, "pyhost_app")
+    if target is None:
+        pytest.fail("pyhost_live_server needs a target: set pyhost_app = module:create_app() in "
+                    "your pytest ini file, or pass --pyhost-app", pytrace=False)
+    return pyhost_session_server(target)
