@@ -28,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import linecache
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -122,22 +124,13 @@ class HostedFactory:
         name = self._import_name()
         if name is not None:
             return "%s:%s()" % (self.__module__, name)
-        return self.factory
+        if _resolves_to(self.factory):
+            return self.factory  # e.g. hosted(module.create_app): pickled by reference
+        return with_source(self.factory)
 
     def _import_name(self) -> Optional[str]:
         """The qualified name under which the child can import this very wrapper, if any."""
-        module_name = getattr(self, "__module__", None)
-        qualname = getattr(self, "__qualname__", None)
-        # __main__ differs between parent and child (a notebook has no file to
-        # re-import; another interpreter runs pyhost's bootstrap as __main__).
-        if not module_name or module_name == "__main__" or not qualname or "<" in qualname:
-            return None
-        obj: Any = sys.modules.get(module_name)
-        if obj is None:
-            return None
-        for part in qualname.split("."):
-            obj = getattr(obj, part, None)
-        return qualname if obj is self else None
+        return getattr(self, "__qualname__", None) if _resolves_to(self) else None
 
     def __reduce__(self) -> Any:
         # By name when importable (what pickle does for functions); otherwise
@@ -150,6 +143,57 @@ class HostedFactory:
     def __repr__(self) -> str:
         fields = ", ".join("%s=%r" % item for item in self.fields.items())
         return "<hosted %s(%s)>" % (_describe(self.factory), fields)
+
+
+def _resolves_to(obj: Any) -> bool:
+    """True if ``module.qualname`` names ``obj`` itself, so the child can import it."""
+    module_name = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    # __main__ differs between parent and child (a notebook has no file to
+    # re-import; another interpreter runs pyhost's bootstrap as __main__).
+    if not module_name or module_name == "__main__" or not qualname or "<" in qualname:
+        return False
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found is obj
+
+
+def with_source(function: Callable[[], Any]) -> Callable[[], Any]:
+    """Wrap a factory shipped by value so that tracebacks in the child show its source.
+
+    cloudpickle renames the code's file to ``<dynamic-code>``, and the child
+    cannot read a notebook cell from disk anyway: the wrapper puts the file
+    name back and hands the cell's lines to ``linecache``, so an error in the
+    factory reads ``File ".../ipykernel_.../123.py", line 3`` with that line.
+    The wrapper is a closure over plain data, so it travels by value too and
+    needs nothing from pyhost in the child.
+    """
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return function
+    filename = code.co_filename
+    lines = None if os.path.isfile(filename) else (linecache.getlines(filename) or None)
+
+    def pyhost_shipped_factory() -> Any:  # runs in the child; its frame is named so
+        import linecache
+        import types
+
+        def relabel(code: types.CodeType) -> types.CodeType:
+            consts = tuple(relabel(const) if isinstance(const, types.CodeType) else const
+                           for const in code.co_consts)
+            return code.replace(co_filename=filename, co_consts=consts)
+
+        function.__code__ = relabel(function.__code__)
+        if lines:
+            linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+        return function()
+
+    # The label (and so the re-run hand-over) is the factory's own name.
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(pyhost_shipped_factory, attr, getattr(function, attr, None))
+    pyhost_shipped_factory.__pyhost_shipped__ = function  # type: ignore[attr-defined]
+    return pyhost_shipped_factory
 
 
 def _rebuild(factory: Callable[[], Any], config: Optional[HostConfig],

@@ -33,7 +33,8 @@ def find_unpicklable(fn: Any, dumps: Callable[[Any], bytes]) -> Optional[str]:
 
     Follows functions it refers to, so ``helper → global 'conn'`` is named too.
     """
-    return _search(fn, dumps, [], set())
+    # A factory wrapped for shipping (pyhost.hosted.with_source): blame its own variables.
+    return _search(getattr(fn, "__pyhost_shipped__", fn), dumps, [], set())
 
 
 def _search(fn: Any, dumps: Callable[[Any], bytes], path: List[str], seen: Set[int]

@@ -2,6 +2,7 @@
 ship by value when the child cannot import them, and replace themselves on a re-run."""
 from __future__ import annotations
 
+import linecache
 import logging
 import os
 import pickle
@@ -18,7 +19,7 @@ from flask import Flask
 
 from apps.hosted_app import create_app as module_factory
 from conftest import TESTS
-from pyhost import FlaskHost, HostState, PortInUse, SpawnError, hosted
+from pyhost import AppLoadError, FlaskHost, HostState, PortInUse, SpawnError, hosted
 from pyhost.hosted import HostedFactory
 from pyhost.targets import parse_target
 
@@ -132,9 +133,12 @@ def test_importable_factories_ship_by_name_the_others_by_value():
     assert module_factory.__pyhost_target__() == "apps.hosted_app:create_app()"
     assert parse_target(module_factory)["kind"] == "module"
     for factory in (cell()["create_app"], make_factory("x")):
-        assert factory.__pyhost_target__() is factory.factory
+        shipped = factory.__pyhost_target__()
+        assert shipped.__qualname__ == factory.__qualname__  # the label stays the factory's
+        assert isinstance(shipped(), Flask)
         target = parse_target(factory)
         assert (target["kind"], target["format"]) == ("callable", "cloudpickle")
+        assert target["label"] == "%s.%s()" % (factory.__module__, factory.__qualname__)
 
 
 def test_pickles_by_name_when_importable_by_value_otherwise():
@@ -161,6 +165,24 @@ def test_an_unpicklable_closure_is_a_spawn_error_naming_the_variable():
 
 
 # ------------------------------------------------------------ real processes
+def test_a_cell_error_shows_the_cell_line_in_the_child_traceback():
+    source = CELL.replace('    app = Flask("cell")\n', '    raise RuntimeError("boom in the cell")\n')
+    filename = "/nonexistent/ipykernel_1/cell-7.py"  # like IPython: lines only in linecache
+    lines = source.splitlines(True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    namespace = {"__name__": "__main__"}
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+        with pytest.raises(AppLoadError) as info:
+            namespace["create_app"].start(start_method="spawn")
+    finally:
+        linecache.cache.pop(filename, None)
+    line = next(n for n, text in enumerate(lines, 1) if "boom in the cell" in text)
+    assert 'File "%s", line %d, in create_app' % (filename, line) in info.value.remote_traceback
+    assert 'raise RuntimeError("boom in the cell")' in info.value.remote_traceback
+    assert "%s:%d" % (filename, line) in info.value.message
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_module_factory_under_every_start_method(method):
     with module_factory.host(start_method=method) as host:
