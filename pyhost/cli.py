@@ -180,7 +180,8 @@ def load_dotenv(path: Optional[str] = None) -> Optional[str]:
         import dotenv
     except ImportError:
         if path is not None:
-            raise ValueError("--env-file needs python-dotenv: pip install 'pyhost[dotenv]'")
+            raise ValueError("--env-file needs python-dotenv: pip install 'pyhost[dotenv]'") \
+                from None
         return None
     if path is None:
         path = dotenv.find_dotenv(".env", usecwd=True) or None

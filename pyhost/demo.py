@@ -12,13 +12,11 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from typing import Any, Iterator, List, Optional, TextIO
+from typing import Any, Iterator, Optional, TextIO
 
 __all__ = ["run_demo", "find_examples", "main"]
 
@@ -77,7 +75,8 @@ def _relative(path: str) -> str:
 def run_demo(out: Optional[TextIO] = None, examples_dir: Optional[str] = None,
              start_method: Optional[str] = None) -> int:
     """Run the demo, narrating to ``out``; returns the exit code (0: all went as shown)."""
-    from . import DependencyError, FlaskHost, HostError, HostEvent
+    from . import DependencyError, FlaskHost, HostError
+    from .testing import EventRecorder, kill_child
 
     out = out or sys.stdout
 
@@ -95,23 +94,12 @@ def run_demo(out: Optional[TextIO] = None, examples_dir: Optional[str] = None,
         hello = "%s:app" % _relative(os.path.join(examples, "hello_app.py"))
         broken = "%s:app" % _relative(os.path.join(examples, "broken_app.py"))
 
-        restarted = threading.Event()
-        crashes: List[HostEvent] = []
-        gave_up = threading.Event()
-
-        def on_event(event: HostEvent) -> None:
-            if event.name == "crashed":
-                crashes.append(event)
-            elif event.name == "restarted":
-                restarted.set()
-            elif event.name == "gave_up":
-                gave_up.set()
-                restarted.set()
+        events = EventRecorder()
 
         say("== 1. Host the example app on a free port")
         say("   FlaskHost(%r, port=0)" % hello)
         host = FlaskHost(hello, port=0, restart_delay=0.5, start_method=start_method,
-                         on_event=on_event)
+                         on_event=events)
         try:
             began = time.perf_counter()
             try:
@@ -128,18 +116,22 @@ def run_demo(out: Optional[TextIO] = None, examples_dir: Optional[str] = None,
             say()
 
             say("== 2. Kill the app process and watch pyhost restart it")
-            old_pid = host.pid
-            assert old_pid is not None
-            say("   kill -KILL %d" % old_pid)
-            _kill(old_pid)
-            if not restarted.wait(RESTART_WAIT) or gave_up.is_set():
-                say("❌ No automatic restart within %.0f s: %s"
-                    % (RESTART_WAIT, host.status().summary()))
+            mark = events.mark()
+            say("   kill -KILL %d" % host.pid)
+            kill_child(host)
+            try:
+                outcome = events.wait_for(("restarted", "gave_up"), RESTART_WAIT, after=mark)
+            except TimeoutError as exc:
+                outcome = None
+                say("❌ %s" % exc)
+            if outcome is None or outcome.name != "restarted":
+                say("❌ No automatic restart: %s" % host.status().summary())
                 return 1
-            crash = crashes[0].error if crashes else None
+            crash = events.wait_for("crashed", 0, after=mark).error
             if crash is not None:
-                say("   recorded: %s (signal %s, exit code %s)"
-                    % (crash.type.value, crash.signal, crash.exit_code))
+                how = ("killed by %s" % crash.signal if crash.signal
+                       else "exit code %s" % crash.exit_code)
+                say("   recorded: %s (%s)" % (crash.type.value, how))
             status = host.status()
             body = _get(host.url + "/")
             say("   restarted: new pid %s on the same URL, GET / answered from pid %s"
@@ -219,10 +211,6 @@ def _alive(pid: Optional[int]) -> bool:
     except OSError:
         return True
     return True
-
-
-def _kill(pid: int) -> None:
-    os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def main() -> int:

@@ -71,7 +71,8 @@ def host_defaults(config: Any) -> Dict[str, Any]:
         try:
             fields[field] = convert(raw)
         except ValueError:
-            raise pytest.UsageError("pyhost: %s=%r is not a %s" % (ini, raw, convert.__name__))
+            raise pytest.UsageError(
+                "pyhost: %s=%r is not a %s" % (ini, raw, convert.__name__)) from None
     return fields
 
 

@@ -16,8 +16,8 @@ import urllib.request
 
 import psutil
 import pytest
-
 from conftest import wait_until
+
 from pyhost.cli import EXIT_CODES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -306,7 +306,7 @@ def test_demo_shows_ready_restart_and_typed_error(tmp_path):
     assert re.search(r"status: READY · http://", out)
     assert re.search(r"↻ Attempting automatic restart \(1/3\)", out)
     assert re.search(r"restarted: new pid \d+ on the same URL", out)
-    assert "recorded: PROCESS_CRASH (signal SIGKILL" in out
+    assert "recorded: PROCESS_CRASH (killed by SIGKILL)" in out
     assert "raised DependencyError (DEPENDENCY_ERROR)" in out
     assert "pip install not-installed-model-lib" in out
     assert re.search(r"STOPPED; app process \d+ is gone", out)
@@ -332,7 +332,8 @@ def test_readme_first_command_from_a_fresh_clone(tmp_path):
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", ROOT, str(clone)], check=True, timeout=120)
     env = {key: value for key, value in os.environ.items()
-           if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not key.startswith("PYHOST_")}
+           if key not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+           and not key.startswith("PYHOST_")}
     env["PATH"] = os.pathsep.join(
         part for part in env.get("PATH", "").split(os.pathsep)
         if not part.startswith(os.path.dirname(sys.executable)))

@@ -165,3 +165,43 @@ def test_loading_the_plugin_imports_no_web_stack_and_starts_nothing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------ pyhost.testing
+class _Event:
+    def __init__(self, name):
+        self.name = name
+
+
+def test_event_recorder_waits_for_events_from_another_thread():
+    import threading
+
+    from pyhost.testing import EventRecorder
+
+    events = EventRecorder()
+    events(_Event("ready"))
+    mark = events.mark()
+    assert events.wait_for("ready", timeout=0).name == "ready"
+    later = threading.Timer(0.05, lambda: [events(_Event("crashed")), events(_Event("restarted"))])
+    later.start()
+    try:
+        assert events.wait_for(("restarted", "gave_up"), timeout=30, after=mark).name == "restarted"
+    finally:
+        later.join()
+    assert events.names() == ["ready", "crashed", "restarted"]
+    try:
+        events.wait_for("ready", timeout=0.01, after=mark)
+    except TimeoutError as exc:
+        assert "no ready event" in str(exc) and "['crashed', 'restarted']" in str(exc)
+    else:
+        raise AssertionError("wait_for should have timed out: 'ready' came before the mark")
+
+
+def test_kill_child_needs_a_running_host():
+    import pytest
+
+    from pyhost import FlaskHost
+    from pyhost.testing import kill_child
+
+    with pytest.raises(RuntimeError, match="no running app process"):
+        kill_child(FlaskHost("apps.hello:app", port=0))
