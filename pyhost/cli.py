@@ -41,6 +41,7 @@ _EXIT_TABLE = "\n".join(
      "  1   internal error in pyhost (with a Python traceback)",
      "  2   bad command line, configuration value or target"]
     + ["  %-3d %s" % (code, name) for name, code in EXIT_CODES.items()]
+    + ["  130 interrupted: Ctrl+C during check or demo, or a second Ctrl+C"]
 )
 
 _EPILOG = """examples:
