@@ -1,0 +1,276 @@
+"""WSGI apps for a main app that sits in front of a host: the route guard and health.
+
+The seed's Express app forwarded ``/api/deepfake`` to Flask, answered 503 +
+JSON while Flask was not ready, and served ``/api/health/python``. In Python
+the main app mounts these with Werkzeug's ``DispatcherMiddleware``::
+
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {
+        "/api/deepfake": host.proxy_app(),
+        "/api/health/python": host.health_app(),
+    })
+
+Forwarding is Werkzeug's ``ProxyMiddleware`` (``proxy_to``), aimed per
+request at ``host.url``: the real port is only known after ``start()`` (port
+0) and changes when the host is started again. Around it this module adds
+what the guard needs: the 503 answer, the body of a chunked upload (which
+``ProxyMiddleware`` would drop), byte-exact paths, ``X-Forwarded-*`` headers.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import quote
+
+from werkzeug.http import parse_set_header
+from werkzeug.middleware.http_proxy import ProxyMiddleware
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator
+
+from .status import HostState
+
+__all__ = ["ProxyApp", "HealthApp", "proxy_app", "health_app", "unavailable_payload"]
+
+Environ = Dict[str, Any]
+StartResponse = Callable[..., Any]
+
+#: The seed's ``error`` field, kept so clients of the ancestor keep working.
+UNAVAILABLE = "Flask service unavailable"
+
+_STATE_MESSAGES = {
+    HostState.STOPPED: "{name} is not running",
+    HostState.STARTING: "{name} is starting; retry in a moment",
+    HostState.RESTARTING: "{name} is restarting; retry in a moment",
+    HostState.UNHEALTHY: "{name} is not answering its health checks (last: {last})",
+    HostState.FAILED: "{name} has failed",
+}
+
+# Upstream headers the front server sets itself: passing them on duplicates them.
+_DROP_RESPONSE_HEADERS = frozenset({"server", "date"})
+
+# Uploads of unknown length are buffered in memory up to this, then on disk.
+_SPOOL_MAX = 1 << 20
+
+
+def unavailable_payload(host: Any, error: str = UNAVAILABLE) -> Dict[str, Any]:
+    """The seed's 503 body: ``error``, ``type``, ``message``, ``status``."""
+    status = host.status()
+    last = status.last_error
+    if status.state is HostState.UNHEALTHY or last is None:
+        template = _STATE_MESSAGES.get(status.state, "{name} is not ready")
+        message = template.format(name=host.name, last=status.health.get("last_result"))
+    else:
+        message = last.message
+    return {
+        "error": error,
+        "type": last.type.value if last is not None else "UNKNOWN",
+        "message": message,
+        "status": status.to_dict(),
+    }
+
+
+def _json_response(payload: Any, status: int, headers: Optional[Dict[str, str]] = None
+                   ) -> Response:
+    response = Response(json.dumps(payload, default=str), status=status,
+                        mimetype="application/json", headers=headers)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class ProxyApp:
+    """Forward every request to the host's child; 503 + JSON while it is not ready.
+
+    The forwarded path is ``prefix`` + ``PATH_INFO``: mounted at
+    ``/api/deepfake``, ``/api/deepfake/predict`` reaches the child as
+    ``/predict`` (with ``X-Forwarded-Prefix: /api/deepfake``, which
+    ``werkzeug.middleware.proxy_fix.ProxyFix(x_prefix=1)`` in the child
+    understands); ``prefix="/api/deepfake"`` forwards the full path instead.
+
+    Responses are relayed in pieces of ``chunk_size`` bytes (Werkzeug's
+    ``ProxyMiddleware`` reads that much before passing data on), so a stream
+    of small events arrives in batches of that size. ``timeout`` bounds
+    connecting and each read: a request the app takes longer to answer gets 502.
+    """
+
+    def __init__(self, host: Any, *, prefix: str = "", timeout: float = 120.0,
+                 chunk_size: int = 2 << 13, error: str = UNAVAILABLE) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError("proxy_app(prefix=...): must be empty or start with '/' and not "
+                             "end with '/' (got %r)" % (prefix,))
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("proxy_app(timeout=...): must be a positive number of seconds "
+                             "(got %r)" % (timeout,))
+        if not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError("proxy_app(chunk_size=...): must be a positive number of bytes "
+                             "(got %r)" % (chunk_size,))
+        self.host = host
+        self.prefix = prefix
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.error = error
+        self._lock = threading.Lock()
+        self._proxy: Optional[Tuple[str, ProxyMiddleware]] = None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        host = self.host
+        url = host.url
+        if not host.is_ready() or url is None:
+            return self.unavailable(environ, start_response)
+        environ = self._forwarded_environ(environ)
+        closers: List[Callable[[], Any]] = []
+        self._settle_body(environ, closers)
+        opts = {
+            "target": url + "/",
+            "remove_prefix": False,
+            # Keep the client's Host (url_for(_external=True) in the child then
+            # names the front server); ProxyMiddleware's "<auto>" drops the port.
+            "host": environ.get("HTTP_HOST") or "<auto>",
+            "headers": {},
+            "ssl_context": None,
+        }
+        app = self._middleware(url).proxy_to(opts, self._path(environ), "")
+        result = app(environ, _filter_headers(start_response))
+        return ClosingIterator(result, closers) if closers else result
+
+    def unavailable(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        payload = unavailable_payload(self.host, self.error)
+        headers = {}
+        if payload["status"]["state"] in (HostState.STARTING.value, HostState.RESTARTING.value):
+            headers["Retry-After"] = "1"
+        return _json_response(payload, 503, headers)(environ, start_response)
+
+    def _middleware(self, url: str) -> ProxyMiddleware:
+        # One per target URL; a host started again on another port gets a new one.
+        with self._lock:
+            if self._proxy is None or self._proxy[0] != url:
+                self._proxy = (url, ProxyMiddleware(_not_found, {}, chunk_size=self.chunk_size,
+                                                    timeout=self.timeout))  # type: ignore[arg-type]
+            return self._proxy[1]
+
+    def _path(self, environ: Environ) -> str:
+        # PATH_INFO is decoded bytes in a latin-1 str; ProxyMiddleware quotes a
+        # str as UTF-8 and leaves "%" alone. Quote the original bytes here
+        # ("%" included) so /caf%C3%A9 and /a%25b arrive as they were sent.
+        raw = (self.prefix + (environ.get("PATH_INFO") or "/")).encode("latin-1")
+        return quote(raw, safe="/!$&'()*+,:;=@")
+
+    @staticmethod
+    def _forwarded_environ(environ: Environ) -> Environ:
+        environ = dict(environ)
+
+        def append(key: str, value: Optional[str]) -> None:
+            if value:
+                previous = environ.get(key)
+                environ[key] = "%s, %s" % (previous, value) if previous else value
+
+        append("HTTP_X_FORWARDED_FOR", environ.get("REMOTE_ADDR"))
+        append("HTTP_X_FORWARDED_PROTO", environ.get("wsgi.url_scheme"))
+        append("HTTP_X_FORWARDED_HOST", environ.get("HTTP_HOST"))
+        append("HTTP_X_FORWARDED_PREFIX", environ.get("SCRIPT_NAME"))
+        return environ
+
+    @staticmethod
+    def _settle_body(environ: Environ, closers: List[Callable[[], Any]]) -> None:
+        """Give the request a Content-Length, or none when it has no body.
+
+        ``ProxyMiddleware`` forwards a body without Content-Length as chunked
+        but never sends the closing chunk (the child would wait for it), and
+        forwards nothing at all when the server (Werkzeug's among them) leaves
+        CONTENT_LENGTH out for a chunked upload. So a body of unknown length is
+        read here first, spooled to disk past 1 MiB.
+        """
+        length = environ.get("CONTENT_LENGTH")
+        if length not in (None, "") and str(length).strip().isdigit():
+            return
+        environ.pop("CONTENT_LENGTH", None)
+        unknown_length = environ.get("wsgi.input_terminated") or "chunked" in parse_set_header(
+            environ.get("HTTP_TRANSFER_ENCODING"))
+        if not unknown_length:
+            return
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX)
+        closers.append(spool.close)
+        stream = environ["wsgi.input"]
+        while True:
+            data = stream.read(1 << 16)
+            if not data:
+                break
+            spool.write(data)
+        size = spool.tell()
+        spool.seek(0)
+        environ["wsgi.input"] = spool
+        environ["CONTENT_LENGTH"] = str(size)
+        environ.pop("wsgi.input_terminated", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+def _filter_headers(start_response: StartResponse) -> StartResponse:
+    def filtered(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+        kept = [(k, v) for k, v in headers if k.lower() not in _DROP_RESPONSE_HEADERS]
+        if exc_info is not None:
+            return start_response(status, kept, exc_info)
+        return start_response(status, kept)
+
+    return filtered
+
+
+def _not_found(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    # ProxyMiddleware's fallback app; never reached, proxy_to is called directly.
+    return _json_response({"error": "not found"}, 404)(environ, start_response)
+
+
+class HealthApp:
+    """The seed's ``/api/health/python``: ``{"healthy": ..., **status}``, 200 or 503.
+
+    ``/metrics`` under it answers Prometheus text (501 without prometheus_client).
+    """
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self._metrics_problem: Optional[str] = None
+        try:
+            from .metrics import collector_for
+        except ImportError as exc:
+            if not (getattr(exc, "name", None) or "").startswith("prometheus_client"):
+                raise
+            self._metrics_problem = (
+                "Prometheus metrics need the prometheus_client package, which is not "
+                "installed: pip install 'pyhost[metrics]' (or: pip install prometheus-client)")
+        else:
+            # Now, not at the first scrape: probes and errors count from here on.
+            collector_for(host)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = (environ.get("PATH_INFO") or "/").rstrip("/") or "/"
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            response = _json_response({"error": "method not allowed; use GET"}, 405,
+                                      {"Allow": "GET, HEAD"})
+        elif path == "/":
+            status = self.host.status()
+            body = {"healthy": status.is_ready, **status.to_dict()}
+            response = _json_response(body, 200 if status.is_ready else 503)
+        elif path == "/metrics":
+            response = self._metrics()
+        else:
+            response = _json_response({"error": "not found; try / or /metrics"}, 404)
+        return response(environ, start_response)
+
+    def _metrics(self) -> Response:
+        if self._metrics_problem is not None:
+            return Response(self._metrics_problem + "\n", status=501, mimetype="text/plain")
+        from .metrics import CONTENT_TYPE_LATEST, metrics_text
+
+        response = Response(metrics_text(self.host), status=200)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def proxy_app(host: Any, **options: Any) -> ProxyApp:
+    """``host.proxy_app()``: see :class:`ProxyApp` for ``prefix``, ``timeout``, ``chunk_size``."""
+    return ProxyApp(host, **options)
+
+
+def health_app(host: Any) -> HealthApp:
+    """``host.health_app()``: status JSON (200 ready / 503) and ``/metrics``."""
+    return HealthApp(host)
