@@ -49,9 +49,12 @@ class Running:
     """A ``pyhost`` process whose merged output is read line by line as it comes."""
 
     def __init__(self, args, cwd, env=None):
+        # Its own session, so a test can send Ctrl+C to the whole process group
+        # as a terminal does.
         self.proc = subprocess.Popen(COMMAND + list(args), cwd=str(cwd), env=env or clean_env(),
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True, encoding="utf-8")
+                                     stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
+                                     start_new_session=True)
         self.lines = []
         self._queue = queue.Queue()
         self._reader = threading.Thread(target=self._read, name="test-cli-reader", daemon=True)
@@ -173,7 +176,7 @@ def test_bad_option_values_are_usage_errors_naming_the_field(tmp_path):
 
 
 # ----------------------------------------------------------------------------- run
-def test_run_serves_restarts_after_a_kill_and_stops_gracefully_on_sigint(app_dir, launch):
+def test_run_serves_restarts_after_a_kill_and_stops_gracefully_on_ctrl_c(app_dir, launch):
     cli = launch("run", "myapp:app", "--port", "0", "--restart-delay", "0.1", cwd=app_dir)
     serving = cli.wait_for(r"Serving myapp:app at (http://\S+) \(pid (\d+)\)")
     url, first_pid = serving.group(1), int(serving.group(2))
@@ -187,8 +190,9 @@ def test_run_serves_restarts_after_a_kill_and_stops_gracefully_on_sigint(app_dir
     assert second_pid != first_pid
     assert get(url + "/") == "hello"  # the same URL after the restart
 
-    cli.proc.send_signal(signal.SIGINT)
+    os.killpg(cli.proc.pid, signal.SIGINT)  # Ctrl+C: the whole process group gets SIGINT
     assert cli.finish() == 0, cli.output
+    # "stopped": the app finished over the pipe; not terminated or killed by the Ctrl+C.
     assert re.search(r"✓ Stopped myapp:app \(pid %d, stopped\)" % second_pid, cli.output)
     assert wait_until(lambda: gone(first_pid) and gone(second_pid), timeout=10)
 
@@ -310,6 +314,24 @@ def test_demo_shows_ready_restart_and_typed_error(tmp_path):
     assert "raised DependencyError (DEPENDENCY_ERROR)" in out
     assert "pip install not-installed-model-lib" in out
     assert re.search(r"STOPPED; app process \d+ is gone", out)
+
+
+def test_demo_without_a_source_tree_uses_its_own_copies_of_the_apps(monkeypatch, tmp_path):
+    """An installed pyhost has no examples/ directory: the demo still runs."""
+    import io
+    import logging
+
+    from pyhost import demo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo, "find_examples", lambda directory=None: None)
+    handlers = list(logging.getLogger("pyhost").handlers)
+    out = io.StringIO()
+    assert demo.run_demo(out) == 0, out.getvalue()
+    text = out.getvalue()
+    assert re.search(r"FlaskHost\('/\S+/pyhost-demo-\w+/hello_app\.py:app'", text)
+    assert "restarted: new pid" in text and "raised DependencyError" in text
+    assert logging.getLogger("pyhost").handlers == handlers  # its console handler is removed
 
 
 # -------------------------------------------------------- the README's first command
