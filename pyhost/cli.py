@@ -376,28 +376,31 @@ _BIND_ERRORS = ("PORT_IN_USE", "NETWORK_ERROR")
 
 def run_checks(target: str, config: Any) -> List[Check]:
     """Interpreter, modules, app import, port and HTTP, as ``Check`` items."""
-    from .errors import ErrorType, HostError, make_error
-    from .preflight import check_environment
+    from .errors import HostError
+    from .preflight import check_environment, child_environment, dependency_error, resolve_python
 
     checks: List[Check] = []
     try:
-        report = check_environment(config.python, list(config.requires))
+        # The same probe as the host's pre-flight, with the app process's environment.
+        report = check_environment(config.python, config.requires,
+                                   timeout=config.startup_timeout, env=child_environment(config))
     except HostError as exc:
-        checks.append(Check("python", False, exc.message, exc))
-        return checks + [Check(name, None, "not checked: no interpreter")
+        if exc.type.value != "PYTHON_NOT_FOUND":  # it ran, but an import hung or crashed it
+            checks.append(Check("python", True, resolve_python(config.python)))
+            checks.append(Check("module", False, exc.message, exc))
+        else:
+            checks.append(Check("python", False, exc.message, exc))
+        return checks + [Check(name, None, "not checked: the interpreter check failed")
                          for name in ("import", "port", "http")]
     checks.append(Check("python", True, "%s (Python %s)" % (
         report["executable"], ".".join(map(str, report["version"])))))
     missing = {item["module"]: item for item in report["missing"]}
-    for module in config.requires:
+    for module in report.get("checked", config.requires):
         item = missing.get(module)
         if item is None:
             checks.append(Check("module", True, module))
             continue
-        error = make_error(
-            ErrorType.DEPENDENCY_ERROR, "%s cannot import %s: %s"
-            % (report["executable"], module, item["error"]),
-            missing_module=item["missing"] or module, details={"python": report["executable"]})
+        error = dependency_error(report["executable"], [item], [module])
         checks.append(Check("module", False, "%s: %s" % (module, item["error"]), error))
 
     # The pre-flight was just checked above; the host checks the rest for real.
@@ -463,6 +466,9 @@ def _import_and_http(result: Dict[str, Any], config: Any) -> List[Check]:
     if result["port"] is not None:  # bound (so loaded); the probes or the process failed
         return [Check("import", True, "loaded in a child process"),
                 Check("http", False, error.message, error)]
+    if error.details.get("phase") == "preflight":  # already reported on a Module line
+        return [Check("import", None, "not checked: a module above is missing"),
+                Check("http", None, "not checked: the app did not load")]
     return [Check("import", False, error.message, error),
             Check("http", None, "not checked: the app did not load")]
 

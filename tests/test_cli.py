@@ -302,6 +302,20 @@ def test_check_missing_interpreter_and_modules(app_dir):
     assert "✓ App import" in out  # the app itself loads; only the requirement is missing
 
 
+def test_check_another_interpreter_without_werkzeug(app_dir, tmp_path):
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True,
+                   timeout=120)
+    python = bare / ("Scripts" if os.name == "nt" else "bin") / "python"
+    code, out, _ = pyhost("check", "myapp:app", "--port", "0", "--python", str(python),
+                          cwd=app_dir)
+    assert code == 5, out
+    assert re.search(r"^✓ Python +%s" % re.escape(str(python)), out, re.M)
+    assert re.search(r"^❌ Module +werkzeug: ModuleNotFoundError", out, re.M)
+    assert "%s -m pip install werkzeug" % python in out
+    assert re.search(r"^– App import +not checked", out, re.M)  # reported once, above
+
+
 # ---------------------------------------------------------------------------- demo
 def test_demo_shows_ready_restart_and_typed_error(tmp_path):
     code, out, err = pyhost("demo", cwd=tmp_path, timeout=120)
