@@ -244,6 +244,21 @@ def test_run_without_restart_exits_with_the_crash(app_dir, launch):
     assert "↻" not in cli.output  # --no-restart: no restart attempt
 
 
+def test_run_gives_up_after_the_restart_budget_and_exits_with_the_crash(tmp_path):
+    (tmp_path / "dying.py").write_text(
+        "import os, threading\n"
+        "from flask import Flask\n"
+        "app = Flask(__name__)\n"
+        "threading.Timer(0.5, os._exit, (1,)).start()  # every app process dies after 0.5 s\n")
+    code, _, err = pyhost("run", "dying:app", "--port", "0", "--max-restarts", "1",
+                          "--restart-delay", "0.05", cwd=tmp_path)
+    assert code == EXIT_CODES["PROCESS_CRASH"], err
+    assert "↻ Attempting automatic restart (1/1)" in err
+    assert "(2/1)" not in err  # a circuit breaker, not a loop
+    assert "Gave up on dying:app after 1 restart attempts" in err
+    assert "Error type: PROCESS_CRASH (exit code 8)" in err
+
+
 # --------------------------------------------------------------------------- check
 def test_check_passes_for_a_good_app(tmp_path):
     code, out, _ = pyhost("check", os.path.join(EXAMPLES, "hello_app.py") + ":app",
