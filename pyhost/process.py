@@ -129,6 +129,7 @@ class ChildProcess:
         self._pidfd: Optional[int] = None
         self._pump: Optional[threading.Thread] = None
         self._send_lock = threading.Lock()
+        self._close_lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -322,22 +323,25 @@ class ChildProcess:
         self._close_fds()
 
     def _close_fds(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        for attr in ("_out_r", "_pidfd"):
-            fd = getattr(self, attr)
-            if fd is not None:
+        # stop() and an interrupted start() may both get here at once: each fd must be
+        # closed exactly once, or the second close hits whatever reused the number.
+        with self._close_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            for attr in ("_out_r", "_pidfd"):
+                fd = getattr(self, attr)
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                    setattr(self, attr, None)
+            if self._proc is not None and self.exited.is_set():
                 try:
-                    os.close(fd)
-                except OSError:
+                    self._proc.close()
+                except (ValueError, AttributeError):  # AttributeError: already closed
                     pass
-                setattr(self, attr, None)
-        if self._proc is not None and self.exited.is_set():
-            try:
-                self._proc.close()
-            except ValueError:
-                pass
 
     # -- description ----------------------------------------------------------
     @property
