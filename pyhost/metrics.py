@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -25,6 +25,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 
 from .errors import ErrorType, HostError
 from .status import HostState
@@ -33,8 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .health import ProbeResult
     from .host import FlaskHost, HostEvent
 
-__all__ = ["HostCollector", "collector_for", "metrics_text", "CONTENT_TYPE_LATEST",
-           "LATENCY_BUCKETS"]
+__all__ = ["HostCollector", "collector_for", "exposition", "metrics_text", "LATENCY_BUCKETS"]
 
 #: Probe latency buckets in seconds: a local app answers in milliseconds; the
 #: top buckets catch a host that is busy or about to be declared hung.
@@ -187,3 +187,10 @@ def collector_for(host: "FlaskHost") -> Tuple[HostCollector, CollectorRegistry]:
 def metrics_text(host: "FlaskHost") -> bytes:
     """The Prometheus text exposition for ``host``."""
     return generate_latest(collector_for(host)[1])
+
+
+def exposition(host: "FlaskHost", accept: Optional[str] = None) -> Tuple[bytes, str]:
+    """``(body, content type)`` in the format the scraper's ``Accept`` header asks for
+    (OpenMetrics or the Prometheus text format)."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(collector_for(host)[1]), content_type

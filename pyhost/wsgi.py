@@ -250,18 +250,19 @@ class HealthApp:
             body = {"healthy": status.is_ready, **status.to_dict()}
             response = _json_response(body, 200 if status.is_ready else 503)
         elif path == "/metrics":
-            response = self._metrics()
+            response = self._metrics(environ.get("HTTP_ACCEPT"))
         else:
             response = _json_response({"error": "not found; try / or /metrics"}, 404)
         return response(environ, start_response)
 
-    def _metrics(self) -> Response:
+    def _metrics(self, accept: Optional[str]) -> Response:
         if self._metrics_problem is not None:
             return Response(self._metrics_problem + "\n", status=501, mimetype="text/plain")
-        from .metrics import CONTENT_TYPE_LATEST, metrics_text
+        from .metrics import exposition
 
-        response = Response(metrics_text(self.host), status=200)
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        body, content_type = exposition(self.host, accept)
+        response = Response(body, status=200)
+        response.headers["Content-Type"] = content_type
         response.headers["Cache-Control"] = "no-store"
         return response
 
