@@ -1,17 +1,26 @@
-"""HTML for notebooks (``_repr_html_``) of hosts and statuses."""
+"""HTML for notebooks (``_repr_html_``) of hosts and statuses.
+
+A host shown in a cell answers the questions asked when something is off: is
+it up (state, in colour), where (a link while it serves), which process, for
+how long, how often it restarted, what went wrong last and what to do about it,
+and what the app printed recently (folded away, so output never floods a cell).
+Everything that comes from the app or the user is escaped.
+"""
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
+from .errors import HostError
 from .status import HostState, HostStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from .host import FlaskHost
 
-__all__ = ["status_html", "host_html"]
+__all__ = ["status_html", "host_html", "format_duration"]
 
-_COLOURS = {
+#: Badge colours, readable with white text on light and dark themes.
+COLOURS = {
     HostState.READY: "#1a7f37",
     HostState.STARTING: "#9a6700",
     HostState.RESTARTING: "#9a6700",
@@ -20,40 +29,90 @@ _COLOURS = {
     HostState.STOPPED: "#57606a",
 }
 
+#: States in which the URL answers (or is about to): only then is it a link.
+_SERVING = (HostState.READY, HostState.UNHEALTHY, HostState.STARTING, HostState.RESTARTING)
 
-def status_html(status: HostStatus, title: str = "") -> str:
-    esc = html.escape
-    colour = _COLOURS.get(status.state, "#57606a")
-    rows = []
+#: How many of the app's recent output lines a displayed host shows.
+OUTPUT_LINES = 20
+
+_esc = html.escape
+_PRE = ("<pre style='margin:2px 0;max-height:16em;overflow:auto;white-space:pre-wrap;"
+        "font-size:90%%'>%s</pre>")
+
+
+def format_duration(seconds: float) -> str:
+    """``4.2`` → ``"4.2 s"``, ``125`` → ``"2 min 5 s"``, ``7384`` → ``"2 h 3 min"``."""
+    if seconds < 60:
+        return "%.1f s" % seconds
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return "%d min %d s" % (minutes, secs)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return "%d h %d min" % (hours, minutes)
+    return "%d d %d h" % divmod(hours, 24)
+
+
+def status_html(status: HostStatus, title: str = "",
+                output: Optional[Sequence[str]] = None) -> str:
+    """One table: state badge, URL, pid, uptime, restarts, health, last error, output."""
+    rows: List[Tuple[str, str]] = []
     if status.url:
-        rows.append(("URL", '<a href="%s" target="_blank">%s</a>' % (esc(status.url), esc(status.url))))
+        if status.state in _SERVING:
+            rows.append(("URL", '<a href="%s" target="_blank">%s</a>'
+                         % (_esc(status.url, quote=True), _esc(status.url))))
+        else:
+            rows.append(("URL", "%s <i>(not serving)</i>" % _esc(status.url)))
     if status.pid:
         rows.append(("PID", str(status.pid)))
     if status.uptime is not None:
-        rows.append(("Uptime", "%.1f s" % status.uptime))
-    rows.append(("Restarts", "%d (%d in this window)" % (status.total_restarts,
-                                                        status.restart_attempts)))
+        rows.append(("Uptime", format_duration(status.uptime)))
+    rows.append(("Restarts", "%d total, %d in the current window"
+                 % (status.total_restarts, status.restart_attempts)))
     health = status.health or {}
     if health.get("probes"):
-        rows.append(("Health", "%s probes, %s failed, last %s ms, p95 %s ms" % (
-            health.get("probes"), health.get("failures"), health.get("last_latency_ms"),
-            health.get("p95_latency_ms"))))
+        text = "%s probe%s, %s failed" % (health["probes"], "" if health["probes"] == 1 else "s",
+                                         health.get("failures", 0))
+        if health.get("last_latency_ms") is not None:
+            text += "; latency last %s ms, p95 %s ms" % (health.get("last_latency_ms"),
+                                                        health.get("p95_latency_ms"))
+        rows.append(("Health", _esc(text)))
     error = status.last_error
     if error is not None:
-        steps = "".join("<li>%s</li>" % esc(step) for step in error.troubleshooting)
-        rows.append(("Last error", "<b>%s</b>: %s%s" % (
-            esc(error.type.value), esc(error.message),
-            "<ol style='margin:4px 0'>%s</ol>" % steps if steps else "")))
+        label = "Last error" if status.state is not HostState.READY else "Last error (recovered)"
+        rows.append((label, _error_html(error)))
+    if output:
+        rows.append(("Output", _folded("last %d line%s of the app's output"
+                                       % (len(output), "" if len(output) == 1 else "s"),
+                                       "\n".join(output))))
     body = "".join(
-        "<tr><th style='text-align:left;padding-right:1em'>%s</th><td style='text-align:left'>%s"
-        "</td></tr>" % (esc(k), v) for k, v in rows)
+        "<tr><th style='text-align:left;vertical-align:top;padding-right:1em'>%s</th>"
+        "<td style='text-align:left'>%s</td></tr>" % (_esc(name), value) for name, value in rows)
+    colour = COLOURS.get(status.state, COLOURS[HostState.STOPPED])
     return (
         "<div class='pyhost-status'><div><b>%s</b> "
         "<span style='background:%s;color:white;border-radius:4px;padding:1px 6px'>%s</span>"
         "</div><table>%s</table></div>"
-        % (esc(title or status.target or "pyhost"), colour, esc(status.state.value), body)
+        % (_esc(title or status.target or "pyhost"), colour, _esc(status.state.value), body)
     )
 
 
 def host_html(host: "FlaskHost") -> str:
-    return status_html(host.status(), "FlaskHost %s" % host.target_label)
+    return status_html(host.status(), "FlaskHost %s" % host.target_label,
+                       output=host.logs(OUTPUT_LINES))
+
+
+def _error_html(error: HostError) -> str:
+    parts = ["<b>%s</b>: %s" % (_esc(error.type.value), _esc(error.message))]
+    if error.troubleshooting:
+        parts.append("<ol style='margin:4px 0'>%s</ol>" % "".join(
+            "<li>%s</li>" % _esc(step) for step in error.troubleshooting))
+    if error.remote_traceback:
+        parts.append(_folded("traceback in the app process", error.remote_traceback.rstrip()))
+    elif error.stderr_tail:
+        parts.append(_folded("app output before the error", "\n".join(error.stderr_tail)))
+    return "".join(parts)
+
+
+def _folded(summary: str, text: str) -> str:
+    return "<details><summary>%s</summary>%s</details>" % (_esc(summary), _PRE % _esc(text))
