@@ -14,21 +14,17 @@ imports would be counted in the floor.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime
-import http.client
-import importlib
-import json
-import logging
 import os
-import platform
 import socket
-import statistics
 import sys
 import time
-import traceback
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+# Only cheap, mostly already-loaded modules above: spawn and forkserver
+# children re-run the benchmark's __main__ (and so this import) before they
+# start, and that cost lands in every variant alike. The rest is imported
+# where it is used.
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -53,15 +49,60 @@ def setup_paths() -> None:
     # pyhost ships sys.path entries to its child via the spec; subprocesses
     # (the polling baseline) need the environment.
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        [TESTS, ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+        [TESTS, ROOT, BENCH] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                if p and p not in (TESTS, ROOT, BENCH)])
+    import logging
+
     # The failure variants make pyhost log errors on purpose; keep the tables readable.
     logging.getLogger("pyhost").addHandler(logging.NullHandler())
+
+
+def reexec_for_measurement(module: str) -> None:
+    """Re-run this benchmark as ``python -m MODULE`` with the bytecode cache on.
+
+    Two costs would otherwise land in every spawn and forkserver child, floor
+    and pyhost alike, and blur the ratios:
+
+    - with ``PYTHONDONTWRITEBYTECODE`` set (as in this project's sandbox),
+      every interpreter compiles pyhost, the apps and these files from source;
+      on a user's machine they come from ``__pycache__``. The cache goes to a
+      directory outside the tree (``PYTHONPYCACHEPREFIX``), so the shared
+      checkout stays clean;
+    - multiprocessing re-runs the parent's ``__main__`` in each child; a
+      script run by path is compiled from source every time (3-4 ms here),
+      a module run with ``-m`` is loaded from its cached bytecode.
+
+    ``PYHOST_BENCH_AS_IS=1`` skips this.
+    """
+    if os.environ.get("PYHOST_BENCH_AS_IS") == "1":
+        return
+    main = sys.modules["__main__"]
+    as_module = getattr(main, "__spec__", None) is not None
+    if as_module and not sys.dont_write_bytecode:
+        return
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "pyhost-bench-pycache"))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [BENCH] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", module] + sys.argv[1:], env)
+
+
+def bytecode_cache() -> str:
+    if sys.dont_write_bytecode:
+        return "off (PYTHONDONTWRITEBYTECODE)"
+    return "on (%s)" % (sys.pycache_prefix or "__pycache__")
 
 
 # --------------------------------------------------------------------------
 # Command line and output
 # --------------------------------------------------------------------------
-def make_parser(description: str, rounds: int, quick_rounds: int) -> argparse.ArgumentParser:
+def make_parser(description: str, rounds: int, quick_rounds: int) -> Any:
+    import argparse
+
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="few iterations (%d rounds instead of %d): a smoke run, not figures"
@@ -74,7 +115,7 @@ def make_parser(description: str, rounds: int, quick_rounds: int) -> argparse.Ar
     return parser
 
 
-def rounds_from(args: argparse.Namespace) -> int:
+def rounds_from(args: Any) -> int:
     if args.rounds is not None:
         if args.rounds < 1:
             raise SystemExit("--rounds must be >= 1 (got %d)" % args.rounds)
@@ -84,6 +125,9 @@ def rounds_from(args: argparse.Namespace) -> int:
 
 def machine_info() -> Dict[str, Any]:
     """Where and when: the figures mean little without it."""
+    import datetime
+    import platform
+
     model = None
     try:
         with open("/proc/cpuinfo") as handle:
@@ -108,6 +152,7 @@ def machine_info() -> Dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "loadavg_at_start": load,
+        "bytecode_cache": bytecode_cache(),
     }
 
 
@@ -115,11 +160,13 @@ def summarize(values: Sequence[float]) -> Dict[str, Any]:
     if not values:
         return {"n": 0, "median": None, "p10": None, "p90": None, "min": None, "max": None}
     ordered = sorted(values)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
 
-    return {"n": len(ordered), "median": statistics.median(ordered), "p10": pct(0.1),
+    return {"n": len(ordered), "median": median, "p10": pct(0.1),
             "p90": pct(0.9), "min": ordered[0], "max": ordered[-1]}
 
 
@@ -157,6 +204,8 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 def write_json(path: Optional[str], data: Dict[str, Any]) -> None:
     if not path:
         return
+    import json
+
     with open(path, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=False, default=str)
         handle.write("\n")
@@ -178,6 +227,8 @@ def round_robin(variants: Sequence[Variant], rounds: int, *, warmup: int = 1,
     starting a forkserver are measured separately, on purpose). An exception
     is counted as an error of that variant and the run goes on.
     """
+    import traceback
+
     samples: Dict[str, List[float]] = {name: [] for name, _ in variants}
     errors: Dict[str, List[str]] = {name: [] for name, _ in variants}
     n = len(variants)
@@ -206,6 +257,8 @@ def round_robin(variants: Sequence[Variant], rounds: int, *, warmup: int = 1,
 # --------------------------------------------------------------------------
 def get(url: str, timeout: float = 5.0) -> Tuple[int, bytes]:
     """One GET with the standard library (the same client for every variant)."""
+    import http.client
+
     rest = url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.rpartition(":")
@@ -278,6 +331,8 @@ def floor_child(conn: Any, target: str) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
+    import importlib
+
     module, _, attr = target.partition(":")
     app = getattr(importlib.import_module(module), attr)
     from werkzeug.serving import make_server
@@ -288,12 +343,18 @@ def floor_child(conn: Any, target: str) -> None:
     server.serve_forever()
 
 
-def floor_start(ctx: Any, target: str = APP) -> Tuple[float, Any]:
-    """Start a floor child; return (ms from start to first 200 GET, process)."""
+def floor_start(ctx: Any, target: str = APP,
+                phases: Optional[Dict[str, List[float]]] = None) -> Tuple[float, Any]:
+    """Start a floor child; return (ms from start to first 200 GET, process).
+
+    ``phases`` collects ms per phase: process started, port received
+    (import + bind), GET done.
+    """
     parent_conn, child_conn = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=floor_child, args=(child_conn, target), daemon=True)
     started = clock()
     proc.start()
+    spawned = clock()
     child_conn.close()
     try:
         port = parent_conn.recv()
@@ -302,8 +363,18 @@ def floor_start(ctx: Any, target: str = APP) -> Tuple[float, Any]:
         raise RuntimeError("floor child exited with %s before sending its port" % proc.exitcode)
     finally:
         parent_conn.close()
+    bound = clock()
     get_ok("http://127.0.0.1:%d/" % port)
-    return (clock() - started) * 1000, proc
+    done = clock()
+    if phases is not None:
+        add_phases(phases, [("process started", started, spawned), ("loaded + bound", spawned, bound),
+                            ("ready (probe)", bound, bound), ("first GET", bound, done)])
+    return (done - started) * 1000, proc
+
+
+def add_phases(phases: Dict[str, List[float]], spans: Sequence[Tuple[str, float, float]]) -> None:
+    for name, begin, end in spans:
+        phases.setdefault(name, []).append((end - begin) * 1000)
 
 
 def end_process(proc: Any) -> None:

@@ -24,13 +24,9 @@ measured in the same run. The top level imports only the standard library and
 """
 from __future__ import annotations
 
-import http.server
-import json
 import multiprocessing
 import os
-import subprocess
 import sys
-import threading
 from typing import Any, Callable, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +44,8 @@ POLLED_SCRIPT = os.path.join(c.APPS, "polled_server.py")
 # --------------------------------------------------------------------------
 def pyhost_start(method: Optional[str], phases: Optional[Dict[str, List[float]]] = None) -> float:
     """ms from ``FlaskHost(...).start()`` to the first 200 GET (``method=None``: the default)."""
+    import queue
+
     from pyhost import FlaskHost
 
     stamps: Dict[str, float] = {}
@@ -55,25 +53,35 @@ def pyhost_start(method: Optional[str], phases: Optional[Dict[str, List[float]]]
     def on_event(event: Any) -> None:
         stamps.setdefault(event.name, c.clock())
 
+    class Recording(queue.Queue):  # type: ignore[type-arg]
+        """The host's event queue, noting when the child's reports reached the parent."""
+
+        def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
+            stamps.setdefault(item.kind, item.at)
+            super().put(item, *args, **kwargs)
+
     fields: Dict[str, Any] = {"port": 0, "is_development": False}
     if method is not None:
         fields["start_method"] = method
     host = FlaskHost(c.APP, on_event=on_event, **fields)
+    if phases is not None:
+        host._events = Recording()  # profiling only: pyhost hands this queue to its pump
     started = c.clock()
     try:
         host.start()
+        ready = c.clock()
         c.get_ok(host.url + "/")
-        total = (c.clock() - started) * 1000
+        done = c.clock()
     finally:
         host.stop()
     if phases is not None:
-        # started: Process.start() returned; ready: bound + first probe passed.
-        phases.setdefault("to_started", []).append((stamps["started"] - started) * 1000)
-        phases.setdefault("started_to_ready", []).append(
-            (stamps["ready"] - stamps["started"]) * 1000)
-        phases.setdefault("ready_to_get", []).append(
-            total - (stamps["ready"] - started) * 1000)
-    return total
+        # "started": Process.start() returned and the pump thread runs;
+        # "bound": the child's report arrived; "ready": the probe passed.
+        c.add_phases(phases, [("process started", started, stamps["started"]),
+                              ("loaded + bound", stamps["started"], stamps["bound"]),
+                              ("ready (probe)", stamps["bound"], ready),
+                              ("first GET", ready, done)])
+    return (done - started) * 1000
 
 
 def pyhost_failure(method: Optional[str], kind: str) -> float:
@@ -110,8 +118,8 @@ def pyhost_failure(method: Optional[str], kind: str) -> float:
 # --------------------------------------------------------------------------
 # Baselines
 # --------------------------------------------------------------------------
-def floor(method: str) -> float:
-    ms, proc = c.floor_start(multiprocessing.get_context(method))
+def floor(method: str, phases: Optional[Dict[str, List[float]]] = None) -> float:
+    ms, proc = c.floor_start(multiprocessing.get_context(method), phases=phases)
     c.end_process(proc)
     return ms
 
@@ -137,6 +145,7 @@ def pytest_flask_start() -> float:
 
 def polling_start() -> float:
     """The ancestor: Popen a script, poll /health from 500 ms, ×1.2 backoff, max 2 s, 20 tries."""
+    import subprocess
     import time
 
     port = c.free_port()
@@ -166,7 +175,10 @@ def polling_start() -> float:
 # --------------------------------------------------------------------------
 def cold_sample(kind: str) -> float:
     """Run one sample in a fresh interpreter, so its forkserver starts from scratch."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--sample", kind],
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "startup", "--sample", kind],
                          capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError("cold sample %s failed: %s" % (kind, out.stderr.strip()[-500:]))
@@ -196,28 +208,30 @@ def _run_sample(kind: str) -> float:
 # --------------------------------------------------------------------------
 # A foreign server on the port
 # --------------------------------------------------------------------------
-class _Foreign(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        body = b"foreign server"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def foreign_server_check(samples: int) -> Dict[str, Any]:
     """Another program serves HTTP on the port: what do pytest-flask and pyhost report?"""
+    import http.server
+    import threading
+
     import pyhost
     from pytest_flask.live_server import LiveServer
 
     from apps.hello import app
 
+    class Foreign(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = b"foreign server"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
     results: Dict[str, Any] = {"pytest_flask": [], "pyhost": []}
     for _ in range(samples):
-        foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Foreign)
+        foreign = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Foreign)
         thread = threading.Thread(target=foreign.serve_forever, daemon=True)
         thread.start()
         port = foreign.server_address[1]
@@ -257,9 +271,16 @@ def foreign_server_check(samples: int) -> Dict[str, Any]:
 # The run
 # --------------------------------------------------------------------------
 def main(argv: Optional[List[str]] = None) -> int:
+    if argv is None:
+        c.reexec_for_measurement("startup")
     parser = c.make_parser(__doc__.split("\n")[0], rounds=30, quick_rounds=3)
     parser.add_argument("--sample", help=argparse_hidden())
+    parser.add_argument("--only", metavar="WORDS",
+                        help="run only variants whose name contains one of these comma-separated "
+                        "words (for profiling; the summary then has gaps)")
     args = parser.parse_args(argv)
+    import json
+
     if args.sample:
         print(json.dumps({"ms": _run_sample(args.sample)}))
         return 0
@@ -276,11 +297,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     get_context("forkserver")
     default = default_start_method()
 
-    phases: Dict[str, Dict[str, List[float]]] = {m: {} for m in METHODS}
+    phases: Dict[str, Dict[str, List[float]]] = {}
     variants: List[c.Variant] = []
     for method in METHODS:
-        variants.append(("floor/%s" % method, _bind(floor, method)))
-        variants.append(("pyhost/%s" % method, _bind(pyhost_start, method, phases[method])))
+        for kind, fn in (("floor", floor), ("pyhost", pyhost_start)):
+            name = "%s/%s" % (kind, method)
+            phases[name] = {}
+            variants.append((name, _bind(fn, method, phases[name])))
     variants += [
         ("floor/forkserver cold", _bind(cold_sample, "floor-cold")),
         ("floor/forkserver cold, preloaded", _bind(cold_sample, "floor-cold-preloaded")),
@@ -296,12 +319,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     info = c.machine_info()
     print("pyhost startup benchmark: %d rounds, %s, %s cores, Python %s, %s"
           % (rounds, info["date"], info["cpus"], info["python"], info["cpu_model"]))
-    print("default start method: %s" % default)
+    print("default start method: %s; bytecode cache %s" % (default, info["bytecode_cache"]))
+    if args.only:
+        variants = [v for v in variants if any(word in v[0] for word in args.only.split(","))]
     results = c.round_robin(variants, rounds)
-    foreign = foreign_server_check(1 if args.quick else 3)
+    foreign = None
+    if not args.only or "foreign" in args.only:
+        foreign = foreign_server_check(1 if args.quick else 3)
 
     def med(name: str) -> Optional[float]:
-        return results[name]["median"]
+        return results.get(name, {}).get("median")
 
     rows = []
     checks = []
@@ -330,8 +357,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     checks.append(("polling ≥ 20× default", r_poll is not None and r_poll >= 20, r_poll))
     c.print_table("the default path (%s, warm) against other ways of hosting, median ms" % default,
                   ["variant", "median", "p10", "p90", "vs pyhost default"],
-                  [[name, c.fmt_ms(med(name)), c.fmt_ms(results[name]["p10"]),
-                    c.fmt_ms(results[name]["p90"]), c.fmt_ratio(c.ratio(med(name), d))]
+                  [[name, c.fmt_ms(med(name)), c.fmt_ms(results.get(name, {}).get("p10")),
+                    c.fmt_ms(results.get(name, {}).get("p90")), c.fmt_ratio(c.ratio(med(name), d))]
                    for name in ("pyhost/default", "pytest-flask LiveServer", "polling (ancestor)")])
 
     rows = []
@@ -346,25 +373,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     c.print_table("time until the typed error is raised, median ms (vs the start method's floor)",
                   ["failure", "pyhost", "floor", "ratio", "target"], rows)
 
-    pf = foreign["pytest_flask"]
-    ph = foreign["pyhost"]
-    c.print_table("a foreign HTTP server already holds the port",
-                  ["", "outcome", "median ms"],
-                  [["pytest-flask", "reported ready; GET answered by %s; app exit code %s"
-                    % (pf[0]["get_answered_by"], pf[0]["app_process_exitcode"]),
-                    c.fmt_ms(c.summarize([s["reported_ready_ms"] for s in pf])["median"])],
-                   ["pyhost", "raised %s" % ph[0]["raised"],
-                    c.fmt_ms(c.summarize([s["ms"] for s in ph])["median"])]])
+    if foreign is not None:
+        pf = foreign["pytest_flask"]
+        ph = foreign["pyhost"]
+        c.print_table("a foreign HTTP server already holds the port",
+                      ["", "outcome", "median ms"],
+                      [["pytest-flask", "reported ready; GET answered by %s; app exit code %s"
+                        % (pf[0]["get_answered_by"], pf[0]["app_process_exitcode"]),
+                        c.fmt_ms(c.summarize([s["reported_ready_ms"] for s in pf])["median"])],
+                       ["pyhost", "raised %s" % ph[0]["raised"],
+                        c.fmt_ms(c.summarize([s["ms"] for s in ph])["median"])]])
 
+    phase_names = ["process started", "loaded + bound", "ready (probe)", "first GET"]
     phase_rows = []
-    for method in METHODS:
-        p = phases[method]
+    for name, p in phases.items():
         if p:
-            phase_rows.append([method] + [c.fmt_ms(c.summarize(p[k])["median"]) for k in
-                                          ("to_started", "started_to_ready", "ready_to_get")])
-    c.print_table("where pyhost's time goes, median ms",
-                  ["start method", "start()→Process started", "→ ready (bound+probe)",
-                   "ready → GET done"], phase_rows)
+            phase_rows.append([name] + [c.fmt_ms(c.summarize(p[k])["median"]) for k in phase_names])
+    c.print_table("where the time goes, median ms per phase (the floor has no probe)",
+                  ["variant"] + phase_names, phase_rows)
 
     print()
     for label, ok, value in checks:
