@@ -25,7 +25,7 @@ import sys
 from typing import Any, Dict, Optional
 
 from ._child import literal_call
-from .errors import SpawnError, make_error, ErrorType
+from .errors import ErrorType, SpawnError, make_error
 
 __all__ = ["parse_target", "target_label"]
 
@@ -114,7 +114,7 @@ def _split(source: str):
 
 def _looks_like_app_object(obj: Any) -> bool:
     return hasattr(obj, "wsgi_app") or (
-        hasattr(obj, "server") and hasattr(getattr(obj, "server"), "wsgi_app")
+        hasattr(obj, "server") and hasattr(obj.server, "wsgi_app")
     )
 
 

@@ -79,7 +79,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
             )
         steps += [
             "If the app has a requirements file: %s -m pip install -r requirements.txt" % python,
-            "If you use a virtual environment, activate it or pass python='path/to/venv/bin/python'",
+            "If you use a virtual environment, activate it or pass "
+            "python='path/to/venv/bin/python'",
             "Check for conflicting package versions: %s -m pip check" % python,
         ]
         return steps
@@ -136,7 +137,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         elif fields.get("signal"):
             steps.append("The child was ended by %s: check what sent it" % fields["signal"])
         elif fields.get("exit_code") is not None:
-            steps.append("The child exited with code %s: see the output below" % fields["exit_code"])
+            steps.append("The child exited with code %s: see the output below"
+                         % fields["exit_code"])
         steps += [
             "Look at the app's recent output (stderr_tail, host.logs()) for the cause",
             "Run the app directly to reproduce: flask --app <target> run",

@@ -208,7 +208,8 @@ def test_spawn_steps_explain_the_main_guard():
 
 
 def test_other_steps_are_concrete():
-    assert "/no/python" in steps_for(ErrorType.PYTHON_NOT_FOUND, details={"python": "/no/python"})[0]
+    missing_python = steps_for(ErrorType.PYTHON_NOT_FOUND, details={"python": "/no/python"})
+    assert "/no/python" in missing_python[0]
     timeout = steps_for(ErrorType.HEALTH_CHECK_TIMEOUT, details={"health_path": "/healthz"})
     assert any("'/healthz'" in step for step in timeout)
     network = steps_for(ErrorType.NETWORK_ERROR, details={"host": "10.9.9.9"})

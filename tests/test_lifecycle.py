@@ -1,6 +1,7 @@
 """start/stop with real processes under every start method: port 0, status, env, no leaks."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -116,7 +117,7 @@ def test_status_fields():
         assert data["state"] == "READY"
         assert data["port"] == host.port
         assert "READY" in status.summary() and host.url in status.summary()
-        with pytest.raises(Exception):
+        with pytest.raises(dataclasses.FrozenInstanceError):
             status.state = HostState.FAILED  # frozen snapshot
     after = host.status()
     assert after.state is HostState.STOPPED

@@ -12,8 +12,7 @@ import pickle
 import pytest
 import requests
 
-from pyhost import AppNotFound, FlaskHost, SpawnError
-from pyhost import _child
+from pyhost import AppNotFound, FlaskHost, SpawnError, _child
 from pyhost.targets import parse_target, target_label
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
