@@ -100,6 +100,10 @@ def test_status_codes_headers_and_cookies_pass_through():
         status, _, body = raw_get(address, "/api/deepfake/echo", method="DELETE")
         assert status == 200 and json.loads(body)["method"] == "DELETE"
 
+        status, headers, body = raw_get(address, "/api/deepfake/status/201", method="HEAD")
+        assert status == 201 and body == b""
+        assert dict(headers)["Content-Length"] == "10"
+
 
 def test_request_bodies_arrive_intact():
     payload = os.urandom(3 * 1024 * 1024)
