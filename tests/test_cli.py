@@ -156,6 +156,9 @@ def app_dir(tmp_path):
 def test_version_and_help_document_every_exit_code(tmp_path):
     code, out, _ = pyhost("--version", cwd=tmp_path)
     assert code == 0 and re.match(r"pyhost \d+\.\d+", out)
+    module = subprocess.run([sys.executable, "-m", "pyhost", "--version"], capture_output=True,
+                            text=True, timeout=60)
+    assert module.returncode == 0 and module.stdout == out  # python -m pyhost is the same
     code, out, _ = pyhost("--help", cwd=tmp_path)
     assert code == 0
     for name, number in EXIT_CODES.items():
