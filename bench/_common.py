@@ -222,14 +222,16 @@ def round_robin(variants: Sequence[Variant], rounds: int, *, warmup: int = 1,
                 progress: bool = True) -> Dict[str, Dict[str, Any]]:
     """Run each variant once per round, rotating the order every round.
 
-    A variant returns one sample in milliseconds (or None to skip it). The
-    first ``warmup`` rounds are run and thrown away (first-use costs such as
-    starting a forkserver are measured separately, on purpose). An exception
-    is counted as an error of that variant and the run goes on.
+    A variant returns one sample in milliseconds, or a dict of samples
+    (``{"detected": ms, "ready": ms}``: stored as ``"NAME detected"`` ...),
+    or None to skip it. The first ``warmup`` rounds are run and thrown away
+    (first-use costs such as starting a forkserver are measured separately,
+    on purpose). An exception is counted as an error of that variant and the
+    run goes on.
     """
     import traceback
 
-    samples: Dict[str, List[float]] = {name: [] for name, _ in variants}
+    samples: Dict[str, List[float]] = {}
     errors: Dict[str, List[str]] = {name: [] for name, _ in variants}
     n = len(variants)
     for r in range(warmup + rounds):
@@ -242,14 +244,22 @@ def round_robin(variants: Sequence[Variant], rounds: int, *, warmup: int = 1,
                 if len(errors[name]) == 1:
                     traceback.print_exc()
                 continue
-            if value is not None and r >= warmup:
-                samples[name].append(value)
+            if value is None or r < warmup:
+                continue
+            values = value if isinstance(value, dict) else {None: value}
+            for metric, ms in values.items():
+                key = name if metric is None else "%s %s" % (name, metric)
+                samples.setdefault(key, []).append(ms)
         if progress:
             label = "warm-up" if r < warmup else "round %d/%d" % (r - warmup + 1, rounds)
             print("  %s done" % label, file=sys.stderr, flush=True)
-    return {name: dict(summarize(samples[name]), samples=[round(v, 3) for v in samples[name]],
-                       errors=errors[name])
-            for name, _ in variants}
+    results: Dict[str, Dict[str, Any]] = {}
+    for key, values in samples.items():
+        results[key] = dict(summarize(values), samples=[round(v, 3) for v in values])
+    for name, errs in errors.items():
+        if errs:
+            results.setdefault(name, dict(summarize([]), samples=[]))["errors"] = errs
+    return results
 
 
 # --------------------------------------------------------------------------

@@ -395,7 +395,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     for label, ok, value in checks:
         print("  %s %-40s %s" % ("✓" if ok else "✗", label, c.fmt_ratio(value)))
-    errors = {name: r["errors"] for name, r in results.items() if r["errors"]}
+    errors = {name: r["errors"] for name, r in results.items() if r.get("errors")}
     if errors:
         print("\nerrors: %s" % json.dumps(errors, indent=1))
     c.write_json(args.json, {
