@@ -100,4 +100,6 @@ def _name(obj: Any) -> str:
 def _type_name(value: Any) -> str:
     cls = type(value)
     module = cls.__module__
-    return cls.__qualname__ if module in ("builtins", None) else "%s.%s" % (module, cls.__qualname__)
+    if module in ("builtins", None):
+        return cls.__qualname__
+    return "%s.%s" % (module, cls.__qualname__)

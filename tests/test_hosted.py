@@ -15,10 +15,9 @@ import urllib.request
 import cloudpickle
 import psutil
 import pytest
+from apps.hosted_app import create_app as module_factory
 from flask import Flask
 
-from apps.hosted_app import create_app as module_factory
-from conftest import TESTS
 from pyhost import AppLoadError, FlaskHost, HostState, PortInUse, SpawnError, hosted
 from pyhost.hosted import HostedFactory
 from pyhost.targets import parse_target
@@ -166,7 +165,8 @@ def test_an_unpicklable_closure_is_a_spawn_error_naming_the_variable():
 
 # ------------------------------------------------------------ real processes
 def test_a_cell_error_shows_the_cell_line_in_the_child_traceback():
-    source = CELL.replace('    app = Flask("cell")\n', '    raise RuntimeError("boom in the cell")\n')
+    source = CELL.replace('    app = Flask("cell")\n',
+                          '    raise RuntimeError("boom in the cell")\n')
     filename = "/nonexistent/ipykernel_1/cell-7.py"  # like IPython: lines only in linecache
     lines = source.splitlines(True)
     linecache.cache[filename] = (len(source), None, lines, filename)

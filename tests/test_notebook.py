@@ -19,11 +19,11 @@ from typing import List
 import nbformat
 import psutil
 import pytest
+from conftest import wait_until
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from conftest import wait_until
 from pyhost import FlaskHost, HostState, HostStatus
 from pyhost.display import COLOURS, format_duration, status_html
 from pyhost.errors import ErrorType, make_error
