@@ -483,20 +483,32 @@ def _import_target_module(target):
         root, name = _module_name_for_file(path)
         if root not in sys.path:
             sys.path.insert(0, root)
-        if name in sys.modules:
-            return sys.modules[name]
         try:
-            return importlib.import_module(name)
+            module = sys.modules.get(name) or importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name or name.startswith((exc.name or "?") + "."):
                 # Not importable by name (e.g. a dash in the file name): load by path.
-                spec = importlib.util.spec_from_file_location(name, path)
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-                return module
+                return _load_file(name, path)
             raise
+        if not _is_file_of(module, path):
+            # The name is taken by another module: one this process already imported
+            # (socket.py, inspect.py: the child uses them) or one imported before a fork.
+            return _load_file("pyhost_app_" + name.replace(".", "_"), path)
+        return module
     return importlib.import_module(target["module"])
+
+
+def _load_file(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _is_file_of(module, path):
+    filename = getattr(module, "__file__", None)
+    return bool(filename) and os.path.realpath(filename) == os.path.realpath(path)
 
 
 def _module_name_for_file(path):

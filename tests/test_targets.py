@@ -227,6 +227,18 @@ def test_a_file_target_relative_to_the_working_directory_is_hosted(monkeypatch):
         assert requests.get(host.url + "/", timeout=5).text == "hello"
 
 
+@pytest.mark.parametrize("filename", ["inspect.py", "my-app.py"],
+                         ids=["shadows-a-module-the-child-imported", "not-a-module-name"])
+def test_a_file_is_loaded_from_its_path_whatever_its_name(filename, tmp_path):
+    path = tmp_path / filename
+    path.write_text(
+        "from flask import Flask\n"
+        "app = Flask(__name__)\n"
+        "app.add_url_rule('/', 'index', lambda: %r)\n" % str(path))
+    with _host("%s:app" % path) as host:
+        assert requests.get(host.url + "/", timeout=5).text == str(path)
+
+
 @pytest.mark.parametrize(
     "target, body",
     [
