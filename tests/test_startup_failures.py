@@ -273,3 +273,20 @@ def test_missing_file_is_app_not_found_before_any_process(tmp_path, no_fd_leak):
     assert missing in error.message
     assert "started" not in events  # no child was ever started
     assert error.exit_code is None
+
+
+# ------------------------------------------------------------ other budgets
+def test_loading_longer_than_startup_timeout(no_fd_leak):
+    error, events = start_failure("apps.slow_import:app", HealthCheckTimeout, startup_timeout=0.5)
+    assert "startup_timeout=0.5" in error.message
+    assert error.details["phase"] == "loading"
+    assert "slow_import: loading the model..." in error.stderr_tail
+    assert "ready" not in events
+
+
+def test_an_address_not_on_this_machine_is_a_network_error(no_fd_leak):
+    # 192.0.2.0/24 is TEST-NET-1: never assigned to a local interface.
+    error, _ = start_failure("apps.hello:app", NetworkError, host="192.0.2.1")
+    assert error.type is ErrorType.NETWORK_ERROR
+    assert "192.0.2.1" in error.message
+    assert any("'192.0.2.1'" in step for step in error.troubleshooting)
