@@ -389,7 +389,7 @@ class FlaskHost:
         if self.config.python or self.config.requires:
             from .preflight import run_preflight
 
-            run_preflight(self.config)
+            run_preflight(self.config, target=self._spec["target"] if self._spec else None)
 
     def _await_bound(self, child: ChildProcess) -> int:
         deadline = time.monotonic() + self.config.startup_timeout
@@ -422,6 +422,9 @@ class FlaskHost:
 
     def _reported_error(self, child: ChildProcess, record: Dict[str, Any]) -> HostError:
         details = dict(record.get("details") or {})
+        if self.config.python:
+            # The pip/reproduce lines must name the child's interpreter, not this one.
+            details.setdefault("python", self.config.python)
         extra: Dict[str, Any] = {"stderr_tail": self._output.tail(), "exit_code": child.exitcode}
         if record.get("type") == ErrorType.PORT_IN_USE.value:
             holder = registry.describe_holder(self, record.get("port"))
