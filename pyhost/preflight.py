@@ -147,18 +147,27 @@ def check_environment(python: Optional[str], requires: Sequence[str], timeout: f
     return report
 
 
-def run_preflight(config: HostConfig, *,
+def run_preflight(config: HostConfig, *, target: Optional[Mapping[str, Any]] = None,
                   sleep: Optional[Callable[[float], Any]] = None) -> Dict[str, Any]:
-    """The pre-flight for ``config``: raise ``PythonNotFound`` or ``DependencyError``.
+    """The pre-flight for ``config``: raise ``PythonNotFound``, ``DependencyError``
+    or ``SpawnError`` (a function that cannot be sent to that interpreter).
 
-    ``sleep`` is injectable so tests record the 1 s wait instead of waiting.
+    ``target`` is the parsed target (``pyhost.targets.parse_target``): a
+    function shipped with cloudpickle needs cloudpickle in the child, and the
+    same Python version when its code travels by value. ``sleep`` is
+    injectable so tests record the 1 s wait instead of waiting.
     """
     retrying = preflight_retrying(sleep=sleep or time.sleep)
     reports: List[Dict[str, Any]] = []
     env = child_environment(config)
+    requires = list(config.requires)
+    shipped = bool(target and target.get("kind") == "callable"
+                   and target.get("format") == "cloudpickle")
+    if shipped and config.python and "cloudpickle" not in requires:
+        requires.append("cloudpickle")
 
     def attempt() -> List[Dict[str, Any]]:
-        report = check_environment(config.python, config.requires,
+        report = check_environment(config.python, requires,
                                    timeout=config.startup_timeout, env=env)
         reports.append(report)
         if report["missing"]:
@@ -170,6 +179,8 @@ def run_preflight(config: HostConfig, *,
     report = reports[-1]
     if missing:
         raise dependency_error(report["executable"], missing, report["checked"])
+    if shipped and config.python and target is not None:
+        _check_code_travels(target, report)
     log.debug("pre-flight ok: Python %s at %s; imported %s",
               ".".join(map(str, report["version"])), report["executable"],
               ", ".join(report["checked"]) or "nothing")
@@ -211,6 +222,38 @@ def dependency_error(executable: str, problems: List[Dict[str, Any]],
         # Every missing module on the pip line, not only the first.
         troubleshooting=steps_for(ErrorType.DEPENDENCY_ERROR, missing_module=names or None,
                                   details=details),
+    )
+
+
+def _by_value(target: Mapping[str, Any]) -> bool:
+    """cloudpickle sends a function's code only when it can't be imported by name."""
+    label = str(target.get("label", ""))
+    return target.get("module") in (None, "__main__") or "<locals>" in label \
+        or "<lambda>" in label
+
+
+def _check_code_travels(target: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+    # Bytecode differs between Python versions: a function rebuilt from another
+    # version's code object can crash the child with SIGSEGV, which would look
+    # like a transient crash and be restarted in vain.
+    theirs = tuple(report["version"][:2])
+    ours = tuple(sys.version_info[:2])
+    if theirs == ours or not _by_value(target):
+        return
+    label = target.get("label", "the factory")
+    raise make_error(
+        ErrorType.PROCESS_SPAWN_ERROR,
+        "cannot send %s to %s: it is defined in __main__, a notebook cell or a function body, "
+        "so its code is shipped by value, and function code does not carry across Python "
+        "versions (this is Python %d.%d, that is Python %d.%d). Move the factory into a module "
+        "and pass 'module:factory()', or use a Python %d.%d interpreter."
+        % ((label, report["executable"]) + ours + theirs + ours),
+        troubleshooting=[
+            "Move the factory into a module next to your code and pass 'module:factory()'",
+            "Or point python= at a Python %d.%d interpreter (venv)" % ours,
+        ],
+        details={"python": report["executable"], "target": label,
+                 "parent_version": list(ours), "child_version": list(theirs)},
     )
 
 
