@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import TESTS, wait_until
 
-from pyhost import DependencyError, FlaskHost, HostState, PythonNotFound
+from pyhost import DependencyError, FlaskHost, HostState, PythonNotFound, SpawnError
 from pyhost.config import HostConfig
 from pyhost.preflight import _MARK, MIN_CHILD_VERSION, run_preflight
 
@@ -190,3 +190,69 @@ def test_an_interpreter_too_old_for_the_child_is_a_clear_error(tmp_path):
 def test_a_real_old_interpreter_is_refused_before_the_child_starts():
     version, python = [(v, p) for v, p in _pyenv_pythons() if v < MIN_CHILD_VERSION][0]
     _assert_python_not_found(python, "is Python %d.%d" % version)
+
+
+def _no_wait(monkeypatch):
+    """The pre-flight's 1 s retry wait, recorded instead of slept."""
+    from pyhost import preflight
+    from pyhost.policies import preflight_retrying
+
+    waits = []
+    monkeypatch.setattr(preflight, "preflight_retrying",
+                        lambda sleep: preflight_retrying(sleep=waits.append))
+    return waits
+
+
+def test_a_missing_package_names_the_childs_interpreter_in_the_pip_line(second_venv, tmp_path):
+    app = tmp_path / "needs_psutil.py"
+    app.write_text("import psutil\nfrom flask import Flask\napp = Flask(__name__)\n")
+    host = FlaskHost(str(app) + ":app", port=0, python=second_venv.python)
+    with pytest.raises(DependencyError) as raised:
+        host.start()
+    error = raised.value
+    assert error.missing_module == "psutil"
+    assert error.troubleshooting[0].endswith("%s -m pip install psutil" % second_venv.python)
+    assert sys.executable not in "\n".join(error.troubleshooting)
+
+
+def _local_factory():
+    def make_app():
+        from flask import Flask
+
+        return Flask("shipped")
+
+    return make_app
+
+
+def test_a_function_target_needs_cloudpickle_in_the_other_interpreter(second_venv,
+                                                                       monkeypatch):
+    waits = _no_wait(monkeypatch)
+    events = []
+    host = FlaskHost(_local_factory(), port=0, python=second_venv.python, on_event=events.append)
+    with pytest.raises(DependencyError) as raised:
+        host.start()
+    assert raised.value.missing_module == "cloudpickle"
+    assert "%s -m pip install cloudpickle" % second_venv.python in raised.value.message
+    assert waits == [1.0]
+    assert not [e for e in events if e.name == "started"], "refused before any child"
+
+
+def test_a_function_from_main_is_refused_across_python_versions(second_venv, tmp_path,
+                                                                monkeypatch):
+    if second_venv.version[:2] == list(sys.version_info[:2]):
+        pytest.skip("the second venv has this Python version")
+    _no_wait(monkeypatch)
+    # Its code would be rebuilt from this version's bytecode (a SIGSEGV in the
+    # child, restarted in vain). A stand-in cloudpickle passes the import check.
+    (tmp_path / "cloudpickle.py").write_text("")
+    events = []
+    host = FlaskHost(_local_factory(), port=0, python=second_venv.python,
+                     env={"PYTHONPATH": str(tmp_path)}, on_event=events.append)
+    with pytest.raises(SpawnError) as raised:
+        host.start()
+    message = raised.value.message
+    assert "does not carry across Python versions" in message
+    assert "this is Python %d.%d, that is Python %d.%d" % (
+        tuple(sys.version_info[:2]) + tuple(second_venv.version[:2])) in message
+    assert "'module:factory()'" in message
+    assert not [e for e in events if e.name == "started"]
