@@ -5,6 +5,7 @@ so the first thing a user reads is what to do, not what to search for.
 """
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -54,6 +55,63 @@ def _reproduce(python: str, details: Mapping[str, Any]) -> str:
     return "%s -c 'import %s'" % (python, module)
 
 
+def _health_steps(details: Mapping[str, Any]) -> List[str]:
+    phase = details.get("phase")
+    if phase == "loading":
+        return [
+            "The app was still importing (or its factory still running) when startup_timeout "
+            "ran out: see what it was doing in host.logs() / stderr_tail",
+            "If it loads a model or waits for a service, raise startup_timeout",
+            "Time the import alone: python -X importtime -c 'import yourapp'",
+        ]
+    steps = []
+    last = str(details.get("last_result") or "")
+    path = details.get("health_path")
+    if phase == "liveness":
+        steps.append("The app stopped answering after it was ready (a hung request handler, "
+                     "a deadlock, a blocking call): host.logs() shows its last output")
+    if last.startswith("HTTP 5"):
+        steps.append("The app answers %s at %s: its traceback is in host.logs() / stderr_tail"
+                     % (last, details.get("url") or path or "/"))
+    elif last.startswith("HTTP"):
+        steps.append("%s answers %s, but a health_path must answer 2xx: fix the route or "
+                     "point health_path at one that does" % (path, last))
+    elif last:
+        steps.append("Probes ended with %r: check the app is serving (host.logs())" % last)
+    if path is None:
+        steps.append("Any answer below 500 on / counts as alive; set health_path='/health' "
+                     "to probe a dedicated route")
+    steps.append("If the app needs longer to warm up, raise health_check_timeout "
+                 "(and health_check_max_retries)")
+    return steps
+
+
+def _network_steps(details: Mapping[str, Any], port: Optional[int]) -> List[str]:
+    url = details.get("url")
+    if url:
+        return [
+            "Check the server at %s is running and reachable: curl -i %s" % (url, url),
+            "If it is slow to start, raise health_check_timeout",
+        ]
+    host = details.get("host", "")
+    code = details.get("errno")
+    if code == errno.EACCES:
+        return [
+            "Port %s needs privileges (ports below 1024): use a port above 1024, or port=0"
+            % port,
+        ]
+    if code == errno.EADDRNOTAVAIL:
+        return [
+            "%r is not an address of this machine: use host='127.0.0.1' (loopback, the "
+            "default) or host='0.0.0.0' (every interface)" % host,
+            "List this machine's addresses: ip addr (or ifconfig)",
+        ]
+    return [
+        "Check host=%r and port=%s: 127.0.0.1 with port=0 always works" % (host, port),
+        "See the error number in error.details['errno'] and the message above",
+    ]
+
+
 def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> List[str]:
     details: Mapping[str, Any] = fields.get("details") or {}
     port: Optional[int] = fields.get("port")
@@ -65,7 +123,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
             "python3 -m venv .venv",
             "Use the venv's interpreter, e.g. python='.venv/bin/python', or leave python=None "
             "to use this interpreter",
-            "Verify it runs: <path> --version",
+            "Verify it runs: %s --version" % (details.get("python") or "<path>"),
         ]
     if error_type is ErrorType.DEPENDENCY_ERROR:
         missing = fields.get("missing_module") or details.get("missing_modules")
@@ -141,23 +199,14 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
                          % fields["exit_code"])
         steps += [
             "Look at the app's recent output (stderr_tail, host.logs()) for the cause",
-            "Run the app directly to reproduce: flask --app <target> run",
+            "Run the app directly to reproduce: flask --app %s run"
+            % (details.get("target") or "<target>"),
         ]
         return steps
     if error_type is ErrorType.HEALTH_CHECK_TIMEOUT:
-        return [
-            "Check the app's logs for startup errors (host.logs())",
-            "Make sure the health path answers 2xx (health_path=%r)" % details.get("health_path"),
-            "Raise health_check_timeout / startup_timeout if the app is slow to warm up",
-        ]
+        return _health_steps(details)
     if error_type is ErrorType.NETWORK_ERROR:
-        return [
-            "Check the host address %r exists on this machine (127.0.0.1 always does)"
-            % details.get("host", ""),
-            "Ports below 1024 need privileges: use a port above 1024 or port=0",
-            "For external_url, check the server is running and reachable: curl %s"
-            % details.get("url", "<url>"),
-        ]
+        return _network_steps(details, port)
     return [
         "See the message and the app's output (stderr_tail) for details",
         "Run with is_development=True for verbose logs",

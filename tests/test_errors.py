@@ -210,10 +210,31 @@ def test_spawn_steps_explain_the_main_guard():
 def test_other_steps_are_concrete():
     missing_python = steps_for(ErrorType.PYTHON_NOT_FOUND, details={"python": "/no/python"})
     assert "/no/python" in missing_python[0]
-    timeout = steps_for(ErrorType.HEALTH_CHECK_TIMEOUT, details={"health_path": "/healthz"})
-    assert any("'/healthz'" in step for step in timeout)
     network = steps_for(ErrorType.NETWORK_ERROR, details={"host": "10.9.9.9"})
     assert "'10.9.9.9'" in network[0]
+
+
+def test_health_steps_follow_the_phase_and_the_last_probe():
+    def steps(**details):
+        return " | ".join(steps_for(ErrorType.HEALTH_CHECK_TIMEOUT, details=details))
+
+    assert "startup_timeout" in steps(phase="loading")
+    assert "HTTP 500 at http://127.0.0.1:5001/" in steps(
+        phase="health", last_result="HTTP 500", url="http://127.0.0.1:5001/")
+    assert "/healthz answers HTTP 404" in steps(phase="health", last_result="HTTP 404",
+                                                  health_path="/healthz")
+    assert "'Connection refused'" in steps(phase="health", last_result="Connection refused")
+    assert "stopped answering" in steps(phase="liveness", last_result="Timeout")
+
+
+def test_network_steps_follow_the_cause():
+    def steps(**details):
+        return " | ".join(steps_for(ErrorType.NETWORK_ERROR, port=80, details=details))
+
+    assert "curl -i http://example.invalid/" in steps(url="http://example.invalid/")
+    assert "Port 80 needs privileges" in steps(host="127.0.0.1", errno=errno.EACCES)
+    assert "'192.0.2.1' is not an address of this machine" in steps(
+        host="192.0.2.1", errno=errno.EADDRNOTAVAIL)
 
 
 # ------------------------------------------ classification (child code, in-process)

@@ -195,6 +195,7 @@ def test_health_check_timeout_logs_each_attempt_with_its_reason(caplog, no_fd_le
     assert error.type is ErrorType.HEALTH_CHECK_TIMEOUT
     assert "HTTP 500" in error.message
     assert error.details["last_result"] == "HTTP 500"
+    assert error.troubleshooting[0].startswith("The app answers HTTP 500 at http://")
     attempts = [r.getMessage() for r in caplog.records
                 if r.getMessage().startswith("Health check attempt")]
     assert attempts, caplog.text
@@ -207,7 +208,7 @@ def test_health_path_must_answer_2xx(no_fd_leak):
     error, _ = start_failure("apps.hello:app", HealthCheckTimeout, health_path="/missing",
                              health_check_timeout=0.5)
     assert "HTTP 404" in error.message
-    assert any("'/missing'" in step for step in error.troubleshooting)
+    assert "/missing answers HTTP 404" in error.troubleshooting[0]
 
 
 def test_health_check_max_retries_bounds_the_probes(no_fd_leak):
@@ -223,9 +224,10 @@ def test_unreachable_external_url_is_a_network_error_with_the_reason(no_fd_leak)
     sock.close()  # nothing listens there now
     host = FlaskHost(external_url="http://127.0.0.1:%d/" % port, health_check_timeout=0.5,
                      health_check_interval=0.05)
-    with pytest.raises(NetworkError, match="Connection refused"):
+    with pytest.raises(NetworkError, match="Connection refused") as info:
         host.start()
     host.stop()
+    assert "curl -i http://127.0.0.1:%d/" % port in info.value.troubleshooting[0]
 
 
 # ------------------------- 5. SCRIPT_NOT_FOUND vs DEPENDENCY_ERROR vs APP_LOAD_ERROR
