@@ -24,7 +24,12 @@ def in_notebook() -> bool:
         shell = ipython_module.get_ipython()  # type: ignore[attr-defined]
     except AttributeError:
         return False
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+    if shell is None:
+        return False
+    # A kernel's shell has a .kernel; Colab's and VS Code's shells may lack the
+    # IPKernelApp config section, terminal IPython has neither.
+    return getattr(shell, "kernel", None) is not None or "IPKernelApp" in getattr(
+        shell, "config", {})
 
 
 def find_unpicklable(fn: Any, dumps: Callable[[Any], bytes]) -> Optional[str]:

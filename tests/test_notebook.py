@@ -194,6 +194,7 @@ import urllib.request
 from flask import Flask
 
 import pyhost
+import pyhost.notebook
 from pyhost import hosted
 
 PORT = {port}
@@ -237,7 +238,8 @@ except pyhost.PortInUse as exc:
 """,
     """
 pyhost.stop_all()
-print(json.dumps({{"running": len(pyhost.running_hosts()), "state": str(host.state)}}))
+print(json.dumps({{"running": len(pyhost.running_hosts()), "state": str(host.state),
+                  "in_notebook": pyhost.notebook.in_notebook()}}))
 """,
 ]
 
@@ -269,7 +271,7 @@ def test_kernel_defines_starts_requests_reruns_on_a_fixed_port_and_stops(kernel_
                    for name in ("stdout", "stderr"))
     refused = stream(cells[8])
     assert refused.startswith("refused: Port %d" % port) and "__main__.create_app()" in refused
-    assert json.loads(stream(cells[9])) == {"running": 0, "state": "STOPPED"}
+    assert json.loads(stream(cells[9])) == {"running": 0, "state": "STOPPED", "in_notebook": True}
     assert not alive(first["pid"]) and not alive(second["pid"])
 
 
