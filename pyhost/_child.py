@@ -39,6 +39,9 @@ PORT_IN_USE = "PORT_IN_USE"
 NETWORK_ERROR = "NETWORK_ERROR"
 PROCESS_SPAWN_ERROR = "PROCESS_SPAWN_ERROR"
 
+#: The User-Agent of the parent's health probes (their requests are not logged).
+PROBE_AGENT = "pyhost-health"
+
 EXIT_REPORTED = 3  # exit code after a failure that was reported over the pipe
 
 
@@ -142,12 +145,12 @@ def _serve_child(spec, conn, parent_sentinel):
         code = exc.code if isinstance(exc.code, int) else 1
         sys.stderr.write(
             "pyhost: SystemExit(%r) raised while loading %s\n%s"
-            % (exc.code, spec["target"].get("label"), traceback.format_exc())
+            % (exc.code, spec["target"].get("label"), app_traceback(exc))
         )
         sys.stderr.flush()
         os._exit(code)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported, typed
-        traceback.print_exc()
+        sys.stderr.write(app_traceback(exc))
         _report_failure(control, classify_load_error(exc, spec["target"]))
     control.send(("loaded", {"seconds": time.monotonic() - started}))
 
@@ -394,7 +397,15 @@ def _is_literal_ip(host):
 
 
 def _make_server(spec, sock, app):
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class RequestHandler(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):
+            # pyhost's own probes would add a line to the app's log every
+            # liveness_interval; the parent keeps their results in HealthStats.
+            if self.headers is not None and self.headers.get("User-Agent") == PROBE_AGENT:
+                return
+            super().log_request(*args, **kwargs)
 
     if spec.get("debug"):
         from werkzeug.debug import DebuggedApplication
@@ -403,7 +414,7 @@ def _make_server(spec, sock, app):
             app.debug = True
         app = DebuggedApplication(app, evalex=True)
     server = make_server(spec["host"], sock.getsockname()[1], app, threaded=True,
-                         fd=sock.fileno())
+                         request_handler=RequestHandler, fd=sock.fileno())
     # Let in-flight requests finish on shutdown (the parent escalates to
     # SIGTERM/SIGKILL after shutdown_timeout if one never does).
     server.daemon_threads = False
@@ -622,9 +633,31 @@ def as_wsgi(obj, label):
 def _record(error_type, message, exc=None, with_traceback=True, **details):
     record = {"type": error_type, "message": message, "details": details}
     if exc is not None and with_traceback:
-        record["remote_traceback"] = "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__))
+        record["remote_traceback"] = app_traceback(exc)
     return record
+
+
+def _is_app_frame(frame):
+    """False for pyhost's loader and importlib's machinery: noise in the app's traceback."""
+    filename = frame.filename
+    return not (os.path.abspath(filename) == os.path.abspath(__file__)
+                or filename.startswith("<frozen") or os.sep + "importlib" + os.sep in filename)
+
+
+def app_traceback(exc):
+    """The traceback as ``python app.py`` would show it: the app's frames, not the loader's."""
+    formatted = traceback.TracebackException.from_exception(exc)
+    seen = set()
+    todo = [formatted]
+    while todo:  # the exception and the ones it was raised from / during
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.stack = traceback.StackSummary.from_list(
+            [frame for frame in current.stack if _is_app_frame(frame)])
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return "".join(formatted.format())
 
 
 def classify_load_error(exc, target):
@@ -679,10 +712,7 @@ def _load_error(exc, target, prefix):
 def _where(exc):
     if isinstance(exc, SyntaxError) and exc.filename:
         return "%s:%s" % (exc.filename, exc.lineno)
-    frames = traceback.extract_tb(exc.__traceback__)
-    here = os.path.abspath(__file__)
-    frames = [f for f in frames if os.path.abspath(f.filename) != here
-              and "importlib" not in f.filename and not f.filename.startswith("<frozen")]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_app_frame(f)]
     if not frames:
         return None
     frame = frames[-1]

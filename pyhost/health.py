@@ -14,6 +14,8 @@ import time
 from typing import Any, Callable, Deque, Dict, Optional
 from urllib.parse import urlsplit
 
+from ._child import PROBE_AGENT
+
 __all__ = ["ProbeResult", "probe", "HealthStats"]
 
 
@@ -39,7 +41,7 @@ def probe(url: str, *, timeout: float, require_2xx: bool,
     try:
         conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
         try:
-            conn.request("GET", path, headers={"User-Agent": "pyhost-health", "Connection": "close"})
+            conn.request("GET", path, headers={"User-Agent": PROBE_AGENT, "Connection": "close"})
             response = conn.getresponse()
             status = response.status
             response.read(64 * 1024)

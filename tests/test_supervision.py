@@ -234,3 +234,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_probe_requests_stay_out_of_the_app_log():
+    with FlaskHost("apps.hello:app", liveness_interval=0.05, **FAST) as host:
+        assert wait_until(lambda: host.status().health_probes >= 5, 10)
+        get(host.url + "/pid")
+        assert wait_until(lambda: any('"GET /pid' in line for line in host.logs(100)), 5)
+        assert not any('"GET / ' in line for line in host.logs(100))
