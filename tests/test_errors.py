@@ -282,6 +282,17 @@ def test_missing_dependency_is_dependency_error():
     assert "ModuleNotFoundError" in record["remote_traceback"]
 
 
+def test_remote_traceback_shows_the_apps_frames_not_the_loaders():
+    traceback_text = _classify("apps.missing_dep:app")["remote_traceback"]
+    assert 'missing_dep.py", line 2, in <module>' in traceback_text
+    assert "importlib" not in traceback_text
+    assert "_child.py" not in traceback_text
+    factory = _classify("apps.factories:raises()")["remote_traceback"]
+    frames = [line for line in factory.splitlines() if line.startswith('  File "')]
+    assert frames[-1].endswith('factories.py", line 16, in raises')
+    assert "_child.py" not in factory
+
+
 def test_wrong_version_of_a_dependency_is_dependency_error():
     record = _classify("apps.wrong_version:app")
     assert record["type"] == "DEPENDENCY_ERROR"

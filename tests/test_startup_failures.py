@@ -96,6 +96,7 @@ def test_missing_dependency_is_reported_not_timed_out(method, no_fd_leak):
     assert "pip install pyhost-missing-dependency-for-tests" in error.troubleshooting[0]
     assert "ModuleNotFoundError" in error.remote_traceback
     assert any("ModuleNotFoundError" in line for line in error.stderr_tail)
+    assert not any("importlib" in line for line in error.stderr_tail)  # the app's frames only
     assert events.count("started") == 1  # deterministic: never restarted
     assert "restarting" not in events
 
