@@ -64,6 +64,10 @@ def mp_main(spec, conn, output):
     """Entry point under multiprocessing (fork, spawn, forkserver)."""
     _redirect_output(output.fileno())
     output.close()
+    if "logging" in sys.modules:
+        # Under fork the parent's root handlers came along (a log file, pytest's
+        # capture): the app's and Werkzeug's logs must go to the child's stderr.
+        sys.modules["logging"].root.handlers.clear()
     parent = _parent_sentinel()
     _serve_child(spec, conn, parent)
 
@@ -713,10 +717,24 @@ def _where(exc):
     if isinstance(exc, SyntaxError) and exc.filename:
         return "%s:%s" % (exc.filename, exc.lineno)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_app_frame(f)]
+    # The line to fix is the app's own, not the library frame that raised
+    # (a duplicate Flask endpoint raises deep inside flask/).
+    own = [f for f in frames if not _is_library_path(f.filename)]
+    frames = own or frames
     if not frames:
         return None
     frame = frames[-1]
     return "%s:%s" % (frame.filename, frame.lineno)
+
+
+def _is_library_path(filename):
+    import sysconfig
+
+    path = os.path.abspath(filename)
+    if "site-packages" in path or "dist-packages" in path:
+        return True
+    stdlib = sysconfig.get_paths().get("stdlib")
+    return bool(stdlib) and path.startswith(os.path.abspath(stdlib) + os.sep)
 
 
 def literal_call(source):

@@ -132,6 +132,13 @@ class HostError(Exception):
             "details": dict(self.details),
         }
 
+    def _render_traceback_(self) -> List[str]:
+        """IPython shows this instead of the parent-side traceback through pyhost."""
+        lines = ["%s: %s" % (type(self).__name__, self.describe())]
+        if self.remote_traceback:
+            lines.append("Traceback in the app process:\n" + self.remote_traceback.rstrip())
+        return lines
+
     def describe(self) -> str:
         """Multi-line text for humans: message, type, troubleshooting, stderr."""
         lines = [self.message, "Error type: %s" % self.type.value]

@@ -105,6 +105,7 @@ class FlaskHost:
         self._liveness_failures = 0
         self._spec: Optional[Dict[str, Any]] = None
         self._keep_port = False
+        self._last_error_logged: Optional[HostError] = None
         if on_event is not None:
             self._listeners.append(on_event)
         if config.development:
@@ -317,6 +318,8 @@ class FlaskHost:
                 if attempt is None:
                     raise self._gave_up(error)
                 number, delay = attempt
+                if error is not self._last_error_logged:
+                    log.error("❌ %s: %s", error.type.value, error.message)
                 self._set_state(HostState.RESTARTING)
                 log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
                             number, self.config.max_restart_attempts, self.name, delay)
@@ -327,7 +330,6 @@ class FlaskHost:
                 self._launch()
             except HostError as exc:
                 self._last_error = exc
-                log.error("❌ %s: %s", exc.type.value, exc.message)
                 error = exc
                 continue
             if error is not None:
@@ -576,6 +578,7 @@ class FlaskHost:
         with self._lock:
             self._ready_at = None
         log.error("❌ %s", error.message)
+        self._last_error_logged = error
         self._emit("crashed", error)
         old = self._child
         if old is not None:

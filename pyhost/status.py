@@ -24,7 +24,7 @@ class HostState(str, enum.Enum):
         return self.value
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class HostStatus:
     """A point-in-time view of a host; ``to_dict()`` is JSON-serialisable."""
 
@@ -66,6 +66,9 @@ class HostStatus:
             "target": self.target,
             "health": dict(self.health),
         }
+
+    def __repr__(self) -> str:
+        return "<HostStatus %s>" % self.summary()
 
     def summary(self) -> str:
         """One line for terminals and logs."""
