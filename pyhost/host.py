@@ -291,11 +291,15 @@ class FlaskHost:
 
         return host_html(self)
 
-    def proxy_app(self) -> Any:
-        """A WSGI app forwarding to the child; 503 + JSON while not ready."""
+    def proxy_app(self, **options: Any) -> Any:
+        """A WSGI app forwarding to the child; 503 + JSON while not ready.
+
+        ``options`` go to :class:`pyhost.wsgi.ProxyApp` (``prefix``, ``timeout``,
+        ``chunk_size``).
+        """
         from .wsgi import proxy_app
 
-        return proxy_app(self)
+        return proxy_app(self, **options)
 
     def health_app(self) -> Any:
         """A WSGI app answering the host's status as JSON (200 ready / 503), and ``/metrics``."""
