@@ -15,6 +15,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ __all__ = ["ChildEvent", "ChildProcess", "OutputBuffer", "get_context"]
 log = logging.getLogger("pyhost")
 child_log = logging.getLogger("pyhost.child")
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
 _preload_lock = threading.Lock()
 _preload_set = False
@@ -71,7 +73,8 @@ class OutputBuffer:
             self._partial = b""
 
     def _add(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
+        # Werkzeug colours its request log even into a pipe: keep the text only.
+        line = _ANSI_ESCAPE.sub("", raw.decode("utf-8", "replace").rstrip("\r"))
         with self._lock:
             self._lines.append(line)
             self.total_lines += 1

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import urllib.request
 from typing import List
 
 import nbformat
@@ -137,7 +138,8 @@ def test_ready_status_after_a_crash_calls_the_error_recovered():
 def test_a_real_host_shows_its_output_folded_not_in_the_page_body():
     host = FlaskHost("apps.hello:app", port=0, health_check_interval=0.05)
     with host:
-        # The health probe's request log line travels through the output pipe.
+        # A request's log line travels through the output pipe (probes are not logged).
+        urllib.request.urlopen(host.url + "/", timeout=5).close()
         assert wait_until(lambda: any("HTTP/1.1" in line for line in host.logs()), 10)
         page = host._repr_html_()
         assert 'href="%s"' % host.url in page and str(host.pid) in page
