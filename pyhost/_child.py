@@ -296,8 +296,8 @@ class _Workers:
             if self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            sys.stderr.write("pyhost: worker pid %d %s; ending the worker group\n" % (
-                pid, "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code))
+            how = "was killed by signal %d" % -code if code < 0 else "exited with code %d" % code
+            sys.stderr.write("pyhost: worker pid %d %s; ending the worker group\n" % (pid, how))
             sys.stderr.flush()
             self._signal_all(signal.SIGKILL)
             os._exit(code if code > 0 else 1)

@@ -32,7 +32,8 @@ def probe(url: str, *, timeout: float, require_2xx: bool,
           clock: Callable[[], float] = time.perf_counter) -> ProbeResult:
     """GET ``url`` once. Alive means 2xx with a health path, any answer < 500 without."""
     parts = urlsplit(url)
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    https = parts.scheme == "https"
+    conn_cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 import time
+import urllib.request
 
 import psutil
 import pytest
@@ -32,6 +34,44 @@ def stray_children():
             continue
         found.append(proc)
     return found
+
+
+#: Every start method, default first.
+METHODS = ("forkserver", "spawn", "fork")
+
+
+def http_get(url: str, timeout: float = 10.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for tests that need a fixed port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(scope="module")
+def warm_start_methods():
+    """Start each method's helpers (forkserver, resource tracker) before fds are counted."""
+    from pyhost import FlaskHost
+
+    for method in METHODS:
+        with FlaskHost("apps.hello:app", port=0, start_method=method):
+            pass
 
 
 def pyhost_threads():

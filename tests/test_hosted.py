@@ -6,16 +6,15 @@ import linecache
 import logging
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import threading
-import urllib.request
 
 import cloudpickle
-import psutil
 import pytest
 from apps.hosted_app import create_app as module_factory
+from conftest import alive, free_port
+from conftest import http_get as get
 from flask import Flask
 
 from pyhost import AppLoadError, FlaskHost, HostState, PortInUse, SpawnError, hosted
@@ -50,22 +49,10 @@ def cell(source: str = CELL) -> dict:
     return namespace
 
 
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read().decode()
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_factory(greeting: str) -> HostedFactory:

@@ -12,24 +12,16 @@ import time
 import psutil
 import pytest
 import requests
-from conftest import pyhost_threads, stray_children, wait_until
+from conftest import METHODS, fd_count, pyhost_threads, stray_children, wait_until
 
 from pyhost import FlaskHost, HostState, HostStatus, UnknownHostError
 
-METHODS = ["forkserver", "spawn", "fork"]
 FAST = dict(port=0, shutdown_timeout=2.0, health_check_interval=0.05)
 
 
-def fd_count():
-    return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_start_methods():
-    """Start each method's helpers (forkserver, resource tracker) before fds are counted."""
-    for method in METHODS:
-        with FlaskHost("apps.hello:app", port=0, start_method=method):
-            pass
+pytestmark = pytest.mark.usefixtures("warm_start_methods")
 
 
 def port_is_free(port):

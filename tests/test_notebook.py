@@ -11,16 +11,14 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import urllib.request
 from typing import List
 
 import nbformat
-import psutil
 import pytest
-from conftest import wait_until
+from conftest import alive, free_port, wait_until
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -34,17 +32,8 @@ EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
                        "examples", "notebook.ipynb")
 
 
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def status(state: HostState, **fields) -> HostStatus:

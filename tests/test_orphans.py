@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TESTS, wait_until
+from conftest import TESTS, alive, wait_until
 
 PARENT = r"""
 import sys
@@ -19,12 +19,6 @@ sys.stdin.read()  # wait until killed
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
@@ -34,10 +28,10 @@ def test_child_exits_when_the_parent_dies(method, how):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         child_pid = int(parent.stdout.readline())
-        assert _alive(child_pid)
+        assert alive(child_pid)
         os.kill(parent.pid, how)  # no atexit, no stop(): only the child's own watch helps
         parent.wait(10)
-        assert wait_until(lambda: not _alive(child_pid), 10), "child %d orphaned" % child_pid
+        assert wait_until(lambda: not alive(child_pid), 10), "child %d orphaned" % child_pid
     finally:
         parent.kill()
         parent.wait()
@@ -54,4 +48,4 @@ def test_interpreter_exit_stops_running_hosts():
     child_pid = int(parent.stdout.readline())
     _, err = parent.communicate("\n", timeout=20)
     assert parent.returncode == 0, err
-    assert wait_until(lambda: not _alive(child_pid), 5)
+    assert wait_until(lambda: not alive(child_pid), 5)

@@ -12,7 +12,7 @@ import os
 import socket
 
 import pytest
-from conftest import pyhost_threads, stray_children, wait_until
+from conftest import METHODS, fd_count, pyhost_threads, stray_children, wait_until
 
 from pyhost import (
     AppLoadError,
@@ -29,7 +29,6 @@ from pyhost import (
 from pyhost.ports import find_port_holder
 
 APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
-METHODS = ["forkserver", "spawn", "fork"]
 # Quick probes, no restarts unless a test asks: every failure surfaces at once.
 QUICK = dict(port=0, auto_restart=False, shutdown_timeout=2.0, health_check_interval=0.05,
              health_check_max_interval=0.1)
@@ -43,16 +42,9 @@ class Recorder:
         self.names.append(event.name)
 
 
-def fd_count():
-    return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def warm_start_methods():
-    """Start each method's helpers (forkserver, resource tracker) before fds are counted."""
-    for method in METHODS:
-        with FlaskHost("apps.hello:app", port=0, start_method=method):
-            pass
+pytestmark = pytest.mark.usefixtures("warm_start_methods")
 
 
 @pytest.fixture

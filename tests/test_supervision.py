@@ -5,10 +5,10 @@ import os
 import signal
 import threading
 import time
-import urllib.request
 
 import pytest
-from conftest import wait_until
+from conftest import alive, wait_until
+from conftest import http_get as get
 
 from pyhost import (
     DependencyError,
@@ -21,9 +21,6 @@ from pyhost import (
 FAST = dict(port=0, health_check_interval=0.05, health_check_timeout=5, shutdown_timeout=2)
 
 
-def get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read().decode()
 
 
 class Events:
@@ -155,7 +152,7 @@ def test_hung_app_is_detected_and_restarted():
         assert get(host.url + "/") == str(host.pid)
         assert host.last_error.type is ErrorType.HEALTH_CHECK_TIMEOUT
         assert "hung" in host.last_error.message
-        assert wait_until(lambda: not _alive(old_pid), 5)  # the hung child was killed
+        assert wait_until(lambda: not alive(old_pid), 5)  # the hung child was killed
         assert host.status().health_failures >= 2
 
 
@@ -227,13 +224,6 @@ def test_external_url_unreachable_is_a_network_error():
         host.start()
     assert "Connection refused" in caught.value.message
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_probe_requests_stay_out_of_the_app_log():

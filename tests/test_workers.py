@@ -4,18 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import urllib.request
 
 import psutil
 import pytest
+from conftest import http_get as get
 from conftest import wait_until
 
 from pyhost import FlaskHost, HostConfig
-
-
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
 
 
 def test_two_workers_share_the_port_and_stop_together():
