@@ -370,14 +370,16 @@ def floor_start(ctx: Any, target: str = APP,
         port = parent_conn.recv()
     except EOFError:
         proc.join(5)
-        raise RuntimeError("floor child exited with %s before sending its port" % proc.exitcode)
+        raise RuntimeError("floor child exited with %s before sending its port"
+                           % proc.exitcode) from None
     finally:
         parent_conn.close()
     bound = clock()
     get_ok("http://127.0.0.1:%d/" % port)
     done = clock()
     if phases is not None:
-        add_phases(phases, [("process started", started, spawned), ("loaded + bound", spawned, bound),
+        add_phases(phases, [("process started", started, spawned),
+                            ("loaded + bound", spawned, bound),
                             ("ready (probe)", bound, bound), ("first GET", bound, done)])
     return (done - started) * 1000, proc
 

@@ -126,9 +126,8 @@ def floor(method: str, phases: Optional[Dict[str, List[float]]] = None) -> float
 
 def pytest_flask_start() -> float:
     """pytest-flask's LiveServer as its ``live_server`` fixture uses it (a fixed free port)."""
-    from pytest_flask.live_server import LiveServer
-
     from apps.hello import app
+    from pytest_flask.live_server import LiveServer
 
     server = LiveServer(app, "127.0.0.1", c.free_port(), 5, clean_stop=False)
     started = c.clock()
@@ -213,10 +212,10 @@ def foreign_server_check(samples: int) -> Dict[str, Any]:
     import http.server
     import threading
 
-    import pyhost
+    from apps.hello import app
     from pytest_flask.live_server import LiveServer
 
-    from apps.hello import app
+    import pyhost
 
     class Foreign(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -286,11 +285,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     rounds = c.rounds_from(args)
 
+    import apps.hello  # noqa: F401 - pytest-flask needs the app object in the parent
+
     import pyhost
     from pyhost.config import default_start_method
     from pyhost.process import get_context
-
-    import apps.hello  # noqa: F401 - pytest-flask needs the app object in the parent
 
     # The forkserver of this process is pyhost's (Flask, Werkzeug, pyhost
     # preloaded); the warm floor forks from the same server.

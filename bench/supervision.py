@@ -179,11 +179,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("--methods: unknown start method(s) %s; choose from %s"
                          % (", ".join(unknown), ", ".join(METHODS)))
 
+    import apps.hello  # noqa: F401 - as in startup.py: fork children find the app imported
+
     import pyhost
     from pyhost.config import default_start_method
     from pyhost.process import get_context
-
-    import apps.hello  # noqa: F401 - as in startup.py: fork children find the app imported
 
     get_context("forkserver")  # pyhost's forkserver; the warm floor forks from it too
     default = default_start_method()
@@ -247,7 +247,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    ["  pyhost threads", c.fmt_ms(sum(idle["pyhost_threads_cpu_ms"].values())),
                     "%.3f" % idle["pyhost_threads_cpu_percent"]],
                    ["child (werkzeug, for reference)", c.fmt_ms(idle["child_cpu_ms"]),
-                    "-" if idle["child_cpu_percent"] is None else "%.3f" % idle["child_cpu_percent"]]])
+                    "-" if idle["child_cpu_percent"] is None
+                    else "%.3f" % idle["child_cpu_percent"]]])
     checks.append(("idle supervisor CPU < 0.5 % of a core", idle["parent_cpu_percent"] < 0.5,
                    "%.3f %%" % idle["parent_cpu_percent"]))
 
