@@ -106,12 +106,17 @@ class HostFactory:
             fields = dict(self.defaults, **fields)
         host = FlaskHost(app, **fields)
         self.hosts.append(host)
+        failure = None
         try:
             host.start()
         except HostError as error:
+            failure = error
+        if failure is not None:
+            # Outside the except block: the report shows the typed error only,
+            # not "During handling of the above exception, another exception occurred".
             if key is not None:
-                self._cache[key] = error
-            pytest.fail(_startup_failure(app, error), pytrace=False)
+                self._cache[key] = failure
+            pytest.fail(_startup_failure(app, failure), pytrace=False)
         if key is not None:
             self._cache[key] = host
         return host
