@@ -131,26 +131,49 @@ class ChildProcess:
         self._sentinel: Any = None
         self._pidfd: Optional[int] = None
         self._pump: Optional[threading.Thread] = None
+        self._launch_ok = False
         self._send_lock = threading.Lock()
         self._close_lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
+        # The pump thread starts before the child: Thread.start() waits until
+        # the thread runs, which takes 0.2 ms now but up to 2 ms right after a
+        # fork, when the new child competes for the cores (bench/startup.py).
+        launched = threading.Event()
+        self._pump = threading.Thread(target=self._run_pump, args=(launched,),
+                                      name="pyhost-pump-%s" % self.name, daemon=True)
+        self._pump.start()
         try:
             if self.python:
                 self._start_exec()
             else:
                 self._start_mp()
-        except SpawnError:
+        except BaseException as exc:
+            launched.set()  # not marked ok: the pump ends without an event
+            self._pump.join()
+            self._kill_half_started()
             self._close_fds()
-            raise
-        except Exception as exc:  # noqa: BLE001 - OSError, PicklingError, ...
-            self._close_fds()
+            if isinstance(exc, SpawnError) or not isinstance(exc, Exception):
+                raise
             raise SpawnError("could not start the child process for %s: %s: %s"
                              % (self.spec["target"]["label"], type(exc).__name__, exc)) from exc
-        self._pump = threading.Thread(target=self._run_pump, name="pyhost-pump-%s" % self.pid,
-                                      daemon=True)
-        self._pump.start()
+        self._launch_ok = True
+        launched.set()
+
+    def _kill_half_started(self) -> None:
+        """A child that started but whose launch failed afterwards must not live on."""
+        for target in (self._proc, self._popen):
+            if target is None:
+                continue
+            try:
+                target.kill()
+                if hasattr(target, "join"):
+                    target.join(5)
+                else:
+                    target.wait(5)
+            except (OSError, ValueError, AssertionError, subprocess.TimeoutExpired):
+                pass
 
     def _start_mp(self) -> None:
         ctx = get_context(self.method)
@@ -204,7 +227,10 @@ class ChildProcess:
         parent_conn.send(self.spec)
 
     # -- pump (a thread in the parent) ----------------------------------------
-    def _run_pump(self) -> None:
+    def _run_pump(self, launched: threading.Event) -> None:
+        launched.wait()
+        if not self._launch_ok:
+            return  # the launch failed; start() raises
         conn, out_r = self._conn, self._out_r
         waitables: List[Any] = [conn, out_r]
         if self._sentinel is not None:

@@ -232,13 +232,3 @@ def test_probe_requests_stay_out_of_the_app_log():
         get(host.url + "/pid")
         assert wait_until(lambda: any('"GET /pid' in line for line in host.logs(100)), 5)
         assert not any('"GET / ' in line for line in host.logs(100))
-
-
-def test_output_lines_are_kept_without_terminal_colour_codes():
-    from pyhost.process import OutputBuffer
-
-    buffer = OutputBuffer(10)
-    buffer.feed(b'\x1b[31m"GET /x HTTP/1.1" 500 -\x1b[0m\npartial')
-    assert buffer.tail() == ['"GET /x HTTP/1.1" 500 -']
-    buffer.flush()
-    assert buffer.tail(1) == ["partial"]
