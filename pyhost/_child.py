@@ -62,6 +62,9 @@ class ShipError(Exception):
 # --------------------------------------------------------------------------
 def mp_main(spec, conn, output):
     """Entry point under multiprocessing (fork, spawn, forkserver)."""
+    # First word: pyhost's code runs. A child that dies without it died in
+    # multiprocessing's own bootstrap (re-importing __main__, unpickling).
+    conn.send(("hello", os.getpid()))
     _redirect_output(output.fileno())
     output.close()
     if "logging" in sys.modules:
@@ -82,6 +85,7 @@ def exec_main(conn_fd):
 
     conn = Connection(conn_fd)
     spec = conn.recv()
+    conn.send(("hello", os.getpid()))
     _serve_child(spec, conn, None)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -30,7 +31,7 @@ from .errors import (
 from .health import HealthStats, ProbeResult, probe
 from .logs import enable_console_logging
 from .policies import RestartBudget, health_probe_retrying
-from .process import ChildEvent, ChildProcess, OutputBuffer
+from .process import ChildEvent, ChildProcess, OutputBuffer, check_main_module
 from .status import HostState, HostStatus
 from .targets import parse_target
 
@@ -377,6 +378,8 @@ class FlaskHost:
         self._emit("ready", pid=child.pid, seconds=self._ready_at - started)
 
     def _build_spec(self) -> Dict[str, Any]:
+        if not self.config.python:
+            check_main_module(self.config.resolved_start_method)
         environ = dict(os.environ)
         environ.update(self.config.env)
         cwd = os.getcwd()
@@ -442,8 +445,26 @@ class FlaskHost:
         record = dict(record, details=details)
         return error_from_record(record, **extra)
 
-    def _crash_error(self, child: ChildProcess, when: str) -> ProcessCrash:
+    def _crash_error(self, child: ChildProcess, when: str) -> HostError:
         child.wait(2.0)
+        if not child.checked_in and (child.exitcode or 0) >= 0:
+            # Died in multiprocessing's own bootstrap, before pyhost's code ran:
+            # under spawn/forkserver that is re-importing this program's __main__
+            # (no __name__ guard, or its top level raised). Same every time: not retried.
+            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            return make_error(
+                ErrorType.PROCESS_SPAWN_ERROR,
+                "The child for %s (pid %s) %s before pyhost's code ran in it: multiprocessing "
+                "could not prepare it%s. Its output went to this process's stderr, not to "
+                "host.logs()." % (
+                    self.name, child.pid, child.describe_exit(),
+                    " (in a %s child it re-imports this program's __main__ module %s first: "
+                    "a script without the if __name__ == '__main__': guard, or top-level code "
+                    "that raised, ends the child there)" % (child.method, main)
+                    if main and child.method != "fork" else ""),
+                stderr_tail=self._output.tail(), exit_code=child.exitcode,
+                details={"pid": child.pid, "when": when, "main": main},
+            )
         error = make_error(
             ErrorType.PROCESS_CRASH,
             "The app process for %s (pid %s) %s %s" % (self.name, child.pid,

@@ -50,6 +50,35 @@ def get_context(method: str) -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def check_main_module(method: str) -> None:
+    """Refuse, before any process starts, a ``__main__`` that spawn children cannot re-run.
+
+    Under spawn and forkserver, multiprocessing re-imports the parent's
+    ``__main__`` file in every child. A program read from standard input
+    (``python - < script.py``) has ``__file__ == "<stdin>"``: every child would
+    die in multiprocessing's own bootstrap, before pyhost's code runs.
+    """
+    if method == "fork":
+        return
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return  # python -m: re-imported by name
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return  # a REPL or a notebook: nothing is re-imported
+    base = multiprocessing.process.ORIGINAL_DIR or os.getcwd()
+    if not os.path.isfile(os.path.join(base, path)):
+        raise SpawnError(
+            "this program's __main__ (%r) is not a file, and %s children re-import the main "
+            "module: every child would fail before loading the app" % (path, method),
+            troubleshooting=[
+                "Run the program from a file (python script.py) or as a module (python -m pkg)",
+                "Or use start_method='fork' (POSIX), which does not re-import __main__",
+            ],
+            details={"main": path, "start_method": method},
+        )
+
+
 class OutputBuffer:
     """The child's recent output lines (stdout and stderr merged, as a terminal shows them)."""
 
@@ -132,6 +161,9 @@ class ChildProcess:
         self._pidfd: Optional[int] = None
         self._pump: Optional[threading.Thread] = None
         self._launch_ok = False
+        #: pyhost's code ran in the child (it said hello): a death before that is
+        #: multiprocessing's bootstrap failing, which no restart fixes.
+        self.checked_in = False
         self._send_lock = threading.Lock()
         self._close_lock = threading.Lock()
 
@@ -268,6 +300,9 @@ class ChildProcess:
         except (EOFError, OSError):
             return False
         kind, data = message[0], message[1] if len(message) > 1 else None
+        if kind == "hello":
+            self.checked_in = True
+            return True
         if kind == "bound":
             self.bound_port = data
         self.events.put(ChildEvent(self, kind, data))

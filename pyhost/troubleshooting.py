@@ -177,7 +177,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         return steps
     if error_type is ErrorType.PROCESS_SPAWN_ERROR:
         steps = []
-        if "bootstrapping phase" in message:
+        if "bootstrapping phase" in message or "before pyhost's code ran" in message:
             # multiprocessing's own RuntimeError: a script started a host at import time.
             steps.append("Start the host under  if __name__ == '__main__':  in your script: "
                          "spawn and forkserver children import the main module again")

@@ -1,9 +1,12 @@
-"""The process layer: a failed launch leaves nothing behind; output lines are clean."""
+"""The process layer: failed launches leave nothing behind and say why; output lines."""
 from __future__ import annotations
 
-import pytest
+import subprocess
+import sys
 
-from conftest import fd_count, pyhost_threads
+import pytest
+from conftest import TESTS, fd_count, pyhost_threads
+
 from pyhost import FlaskHost, HostState, SpawnError
 from pyhost.process import ChildProcess, OutputBuffer
 
@@ -40,3 +43,34 @@ def test_a_launch_that_fails_is_a_spawn_error_and_leaves_no_thread_or_fd(monkeyp
     assert host.state is HostState.FAILED
     assert pyhost_threads() == []
     assert fd_count() == before
+
+
+UNGUARDED = """
+import sys
+sys.path.insert(0, %r)
+from pyhost import FlaskHost
+FlaskHost("apps.hello:app", port=0, restart_delay=0.2).start()  # no __main__ guard
+"""
+
+
+def test_a_program_read_from_stdin_is_refused_before_any_process_starts():
+    script = ("import sys\nsys.path.insert(0, %r)\nfrom pyhost import FlaskHost, SpawnError\n"
+              "try:\n    FlaskHost('apps.hello:app', port=0).start()\n"
+              "except SpawnError as exc:\n    print('refused:', exc.message)\n") % TESTS
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                          timeout=60)
+    assert "refused: this program's __main__ ('<stdin>') is not a file" in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr  # no child ever ran
+
+
+def test_a_child_dying_while_reimporting_main_is_a_spawn_error_not_retried(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED % TESTS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=str(tmp_path))
+    assert done.returncode == 1
+    assert "pyhost.errors.SpawnError: The child for apps.hello:app" in done.stderr, done.stderr
+    assert "before pyhost's code ran in it" in done.stderr
+    assert "re-imports this program's __main__ module" in done.stderr
+    assert "if __name__ == '__main__'" in done.stderr  # the troubleshooting step
+    assert "Attempting automatic restart" not in done.stderr
