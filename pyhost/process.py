@@ -164,8 +164,9 @@ class ChildProcess:
         #: pyhost's code ran in the child (it said hello): a death before that is
         #: multiprocessing's bootstrap failing, which no restart fixes.
         self.checked_in = False
-        self._send_lock = threading.Lock()
-        self._close_lock = threading.Lock()
+        # Re-entrant: stop() may run in a signal handler that interrupted stop().
+        self._send_lock = threading.RLock()
+        self._close_lock = threading.RLock()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:

@@ -232,3 +232,18 @@ def test_probe_requests_stay_out_of_the_app_log():
         get(host.url + "/pid")
         assert wait_until(lambda: any('"GET /pid' in line for line in host.logs(100)), 5)
         assert not any('"GET / ' in line for line in host.logs(100))
+
+
+def test_a_slow_liveness_probe_does_not_hold_up_stop():
+    # liveness_interval=6: the first probe starts ~6 s after ready and may wait 5 s.
+    with FlaskHost("apps.sup_hang:app", liveness_interval=6, liveness_failures=3,
+                   **dict(FAST, shutdown_timeout=1)) as host:
+        assert get(host.url + "/hang") == "hanging from now on"
+        # The only "/" request after /hang is the supervisor's probe: once it blocks...
+        assert wait_until(lambda: "request blocked" in host.logs(20), 15)
+        started = time.monotonic()
+        host.stop()
+        elapsed = time.monotonic() - started
+    # ...stop() kills the child, which ends the probe at once, well before its 5 s timeout.
+    assert elapsed < 4.0, elapsed
+    assert host.state is HostState.STOPPED
