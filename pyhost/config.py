@@ -248,7 +248,8 @@ def _parse_env_value(name: str, raw: str, default: Any) -> Any:
             return tuple(part.strip() for part in text.split(",") if part.strip())
     except ValueError:
         raise ValueError(
-            "HostConfig.%s: cannot read %r from the environment as %s" % (name, raw, kind.__name__)
+            "HostConfig.%s: cannot read %r from the environment as %s"
+            % (name, raw, getattr(kind, "__name__", "text"))
         ) from None
     return text
 

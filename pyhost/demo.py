@@ -111,13 +111,13 @@ def run_demo(out: Optional[TextIO] = None, examples_dir: Optional[str] = None,
             ready_ms = (time.perf_counter() - began) * 1000
             say("   ready in %.0f ms at %s (pid %s, start method %s)"
                 % (ready_ms, host.url, host.pid, host.config.resolved_start_method))
-            say("   GET / -> %s" % json.dumps(_get(host.url + "/")))
+            say("   GET / -> %s" % json.dumps(_get("%s/" % host.url)))
             say("   status: %s" % host.status().summary())
             say()
 
             say("== 2. Kill the app process and watch pyhost restart it")
             mark = events.mark()
-            say("   kill -KILL %d" % host.pid)
+            say("   kill -KILL %s" % host.pid)
             kill_child(host)
             try:
                 outcome = events.wait_for(("restarted", "gave_up"), RESTART_WAIT, after=mark)
@@ -133,7 +133,7 @@ def run_demo(out: Optional[TextIO] = None, examples_dir: Optional[str] = None,
                        else "exit code %s" % crash.exit_code)
                 say("   recorded: %s (%s)" % (crash.type.value, how))
             status = host.status()
-            body = _get(host.url + "/")
+            body = _get("%s/" % host.url)
             say("   restarted: new pid %s on the same URL, GET / answered from pid %s"
                 % (status.pid, body.get("pid")))
             say("   status: %s" % status.summary())
@@ -187,8 +187,8 @@ def _console_logging(stream: TextIO) -> Iterator[logging.Handler]:
     from .logs import ConsoleHandler, enable_console_logging, log
 
     existing = [h for h in log.handlers if isinstance(h, ConsoleHandler)]
-    for handler in existing:
-        log.removeHandler(handler)
+    for old in existing:
+        log.removeHandler(old)
     level = log.level
     handler = enable_console_logging(stream=stream)
     assert handler is not None
@@ -197,8 +197,8 @@ def _console_logging(stream: TextIO) -> Iterator[logging.Handler]:
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
-        for handler in existing:
-            log.addHandler(handler)
+        for old in existing:
+            log.addHandler(old)
 
 
 def _alive(pid: Optional[int]) -> bool:

@@ -261,7 +261,7 @@ def error_from_record(record: Mapping[str, Any], **extra: Any) -> HostError:
     details = dict(record.get("details") or {})
     fields.update(extra)
     if details:
-        fields["details"] = {**details, **fields.get("details", {})}
+        fields["details"] = {**details, **(fields.get("details") or {})}
     try:
         error_type = ErrorType(record.get("type", ErrorType.UNKNOWN_ERROR))
     except ValueError:

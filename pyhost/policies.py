@@ -43,7 +43,7 @@ def health_probe_retrying(
         ),
         retry=tenacity.retry_if_result(lambda result: not result.ok),
         before_sleep=before_sleep,
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=_last_result,
         sleep=sleep,
         reraise=True,
     )
@@ -55,9 +55,15 @@ def preflight_retrying(*, sleep: Callable[[float], Any] = time.sleep) -> tenacit
         stop=tenacity.stop_after_attempt(2),
         wait=tenacity.wait_fixed(1.0),
         retry=tenacity.retry_if_result(lambda problems: bool(problems)),
-        retry_error_callback=lambda state: state.outcome.result(),
+        retry_error_callback=_last_result,
         sleep=sleep,
     )
+
+
+def _last_result(state: tenacity.RetryCallState) -> Any:
+    """When the attempts run out, hand back the last result instead of RetryError."""
+    assert state.outcome is not None
+    return state.outcome.result()
 
 
 def restart_wait(config: HostConfig) -> tenacity.wait.wait_base:

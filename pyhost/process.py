@@ -36,7 +36,7 @@ _preload_lock = threading.Lock()
 _preload_set = False
 
 
-def get_context(method: str) -> multiprocessing.context.BaseContext:
+def get_context(method: str) -> Any:
     """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""
     global _preload_set
     ctx = multiprocessing.get_context(method)
@@ -66,7 +66,7 @@ def check_main_module(method: str) -> None:
     path = getattr(main, "__file__", None)
     if path is None:
         return  # a REPL or a notebook: nothing is re-imported
-    base = multiprocessing.process.ORIGINAL_DIR or os.getcwd()
+    base = getattr(multiprocessing.process, "ORIGINAL_DIR", None) or os.getcwd()
     if not os.path.isfile(os.path.join(base, path)):
         raise SpawnError(
             "this program's __main__ (%r) is not a file, and %s children re-import the main "
@@ -240,6 +240,7 @@ class ChildProcess:
             "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
             "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
         )
+        assert self.python is not None
         try:
             self._popen = subprocess.Popen(
                 [self.python, "-c", bootstrap, os.path.abspath(_child.__file__), str(fd)],
@@ -265,6 +266,7 @@ class ChildProcess:
         if not self._launch_ok:
             return  # the launch failed; start() raises
         conn, out_r = self._conn, self._out_r
+        assert conn is not None and out_r is not None
         waitables: List[Any] = [conn, out_r]
         if self._sentinel is not None:
             waitables.append(self._sentinel)

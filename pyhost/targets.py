@@ -142,7 +142,7 @@ def _app_object(app: Any) -> Dict[str, Any]:
 
 def _importable_by_name(fn: Any) -> bool:
     module_name = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "")
+    qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", ""))
     if not module_name or "<" in qualname:
         return False
     module = sys.modules.get(module_name)
