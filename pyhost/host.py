@@ -661,7 +661,11 @@ class FlaskHost:
 
 
 def _short_name(label: Any) -> str:
+    """What logs call the host: a file target by its file name, not its whole path."""
     text = str(label)
+    head, sep, tail = text.rpartition(".py:")
+    if sep and os.sep in head:
+        text = os.path.basename(head) + sep + tail
     if len(text) > 60:
         text = text[:57] + "..."
     return text
