@@ -126,6 +126,7 @@ class FlaskHost:
 
         A no-op on a host that is already started.
         """
+        self._refuse_on_supervisor_thread("start")
         with self._start_lock:
             if self._state in _ACTIVE:
                 return self
@@ -189,6 +190,7 @@ class FlaskHost:
 
     def restart(self) -> "FlaskHost":
         """Stop gracefully and start again on the same port; resets the restart budget."""
+        self._refuse_on_supervisor_thread("restart")
         self.stop()
         self._keep_port = self._port is not None
         with self._lock:
@@ -316,6 +318,8 @@ class FlaskHost:
         Returns when READY; raises the HostError that ends the attempts.
         """
         while True:
+            if self._stopping.is_set():
+                raise _Stopped()
             if error is not None:
                 if error.type in DETERMINISTIC or not self.config.auto_restart:
                     raise error
@@ -605,6 +609,8 @@ class FlaskHost:
         log.error("❌ %s", error.message)
         self._last_error_logged = error
         self._emit("crashed", error)
+        if self._stopping.is_set():
+            return  # a callback stopped the host
         old = self._child
         if old is not None:
             old.close()
@@ -645,6 +651,15 @@ class FlaskHost:
         log.error("❌ %s: %s", what, error.describe())
 
     # --------------------------------------------------------------- helpers
+    def _refuse_on_supervisor_thread(self, what: str) -> None:
+        # on_event callbacks run on the supervisor thread; starting from there
+        # would leave that thread supervising alongside the new one.
+        if self._supervisor is not None and threading.current_thread() is self._supervisor:
+            raise RuntimeError(
+                "%s() was called from an on_event callback of %s; callbacks run on pyhost's "
+                "supervisor thread. Call it from another thread (stop() is fine here)."
+                % (what, self.name))
+
     def _set_state(self, state: HostState) -> None:
         with self._lock:
             self._state = state

@@ -247,3 +247,27 @@ def test_a_slow_liveness_probe_does_not_hold_up_stop():
     # ...stop() kills the child, which ends the probe at once, well before its 5 s timeout.
     assert elapsed < 4.0, elapsed
     assert host.state is HostState.STOPPED
+
+
+def test_restart_from_an_event_callback_is_refused_clearly_and_stop_is_allowed():
+    seen = []
+
+    def on_event(event):
+        if event.name == "crashed":
+            try:
+                event.host.restart()
+            except RuntimeError as exc:
+                seen.append(str(exc))
+            event.host.stop()  # stopping from a callback is fine
+
+    stopped = Events()
+    host = FlaskHost("apps.hello:app", restart_delay=0, **FAST)
+    host.on_event(on_event)
+    host.on_event(stopped)
+    host.start()
+    os.kill(host.pid, signal.SIGKILL)
+    assert stopped.wait_for("stopped")
+    assert seen and "on_event callback" in seen[0]
+    assert wait_until(lambda: host.state is HostState.STOPPED, 5)
+    assert "restarting" not in stopped.names
+    host.stop()
