@@ -204,6 +204,7 @@ class HostConfig:
                 values[field.name] = _parse_env_value(field.name, raw, field.default)
             except ValueError as exc:
                 raise ValueError("%s (from %s)" % (exc, read[field.name])) from None
+        _warn_about_typos(environ, prefix)
         values.update(overrides)
         try:
             return cls(**values)
@@ -213,6 +214,22 @@ class HostConfig:
             if not culprits:
                 raise
             raise ValueError("%s (from %s)" % (exc, ", ".join(culprits))) from None
+
+
+def _warn_about_typos(environ: Mapping[str, str], prefix: str) -> None:
+    """``PYHOST_PROT=0`` would be ignored silently: say which field it resembles."""
+    import difflib
+    import logging
+
+    known = [prefix + name.upper() for name in field_names()]
+    for variable in environ:
+        if not variable.startswith(prefix) or variable in known:
+            continue
+        close = difflib.get_close_matches(variable, known, n=1, cutoff=0.85)
+        if close:
+            logging.getLogger("pyhost").warning(
+                "⚠ %s is not a pyhost setting and is ignored; did you mean %s?",
+                variable, close[0])
 
 
 def field_names() -> Tuple[str, ...]:

@@ -250,3 +250,12 @@ def test_from_env_bad_values_name_the_field_and_the_variable(variable, raw, fiel
 def test_from_env_debug_with_public_host_is_refused():
     with pytest.raises(ValueError, match=r"HostConfig\.debug"):
         HostConfig.from_env(environ={"PYHOST_HOST": "0.0.0.0", "PYHOST_DEBUG": "1"})
+
+
+def test_from_env_warns_about_a_misspelt_variable(caplog):
+    with caplog.at_level("WARNING", logger="pyhost"):
+        config = HostConfig.from_env(environ={"PYHOST_PROT": "0", "PYHOST_TEST_EXTRA": "x"})
+    assert config.port == 5001  # the misspelt value is not applied...
+    assert "PYHOST_PROT is not a pyhost setting and is ignored; did you mean PYHOST_PORT?" \
+        in caplog.text  # ...but the user is told
+    assert "PYHOST_TEST_EXTRA" not in caplog.text  # unrelated variables are left alone
