@@ -1,8 +1,8 @@
-"""An app with a syntax error on line 8 (APP_LOAD_ERROR with file:line)."""
+"""A syntax error every Python 3.9+ reports on line 7: a missing colon (APP_LOAD_ERROR)."""
 from flask import Flask
 
 app = Flask(__name__)
 
 
-def broken(
+def broken()
     return "never"
