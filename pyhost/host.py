@@ -616,6 +616,7 @@ class FlaskHost:
             old.close()
         if not self.config.auto_restart:
             self._set_state(HostState.FAILED)
+            registry.release(self)  # its port is free again
             return
         try:
             self._run_until_ready(error)

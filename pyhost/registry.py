@@ -101,4 +101,9 @@ def describe_holder(host: "FlaskHost", port: Optional[int]) -> Optional[Dict[str
     return {"holder": "pid %d (%s)" % (pid, cmdline[:120]), "holder_pid": pid}
 
 
+# atexit runs handlers last-registered-first. multiprocessing's own handler
+# SIGTERMs daemonic children; ours must run before it, so that hosts stop
+# gracefully instead of seeing their children "crash" and restarting them.
+import multiprocessing.util  # noqa: E402,F401 - registers its handler first
+
 atexit.register(stop_all)

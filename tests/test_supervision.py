@@ -271,3 +271,19 @@ def test_restart_from_an_event_callback_is_refused_clearly_and_stop_is_allowed()
     assert wait_until(lambda: host.state is HostState.STOPPED, 5)
     assert "restarting" not in stopped.names
     host.stop()
+
+
+def test_a_failed_host_without_restarts_frees_its_port_for_another_target():
+    from conftest import free_port
+
+    port = free_port()
+    events = Events()
+    first = FlaskHost("apps.hello:app", auto_restart=False, on_event=events,
+                      **dict(FAST, port=port))
+    first.start()
+    os.kill(first.pid, signal.SIGKILL)
+    assert events.wait_for("crashed")
+    assert wait_until(lambda: first.state is HostState.FAILED, 5)
+    with FlaskHost("apps.sup_hang:app", **dict(FAST, port=port)) as second:
+        assert second.port == port and second.is_ready()
+    first.stop()
