@@ -39,10 +39,13 @@ _OPTIONS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("pyhost", "pyhost: live servers in supervised child processes")
+    from .config import START_METHODS  # no web stack: multiprocessing and dataclasses only
+
     for field, (ini, _, help_text) in _OPTIONS.items():
         metavar = {"start_method": "METHOD", "host": "HOST"}.get(field, "SECONDS")
-        group.addoption("--pyhost-%s" % field.replace("_", "-"), dest=ini, default=None,
-                        metavar=metavar, help=help_text + " [ini: %s]" % ini)
+        choices = START_METHODS if field == "start_method" else None
+        group.addoption(_flag(field), dest=ini, default=None, metavar=metavar, choices=choices,
+                        help=help_text + " [ini: %s]" % ini)
         parser.addini(ini, help_text)
     group.addoption("--pyhost-app", dest="pyhost_app", default=None, metavar="TARGET",
                     help="target served by the pyhost_live_server fixture, e.g. "
@@ -54,25 +57,56 @@ def pytest_configure(config: Any) -> None:
     host_defaults(config)  # a malformed option is a usage error now, not in a fixture
 
 
+def _flag(field: str) -> str:
+    return "--pyhost-%s" % field.replace("_", "-")
+
+
 def _setting(config: Any, ini: str) -> Optional[str]:
+    return _setting_from(config, ini)[0]
+
+
+def _setting_from(config: Any, ini: str, flag: str = "") -> Tuple[Optional[str], str]:
+    """The value and where it came from (``--flag VALUE`` or ``ini = VALUE``), for usage errors."""
     value = config.getoption(ini, default=None)
+    source = "%s %s" % (flag, value)
     if value in (None, ""):
         value = config.getini(ini)
-    return value if value not in (None, "", []) else None
+        source = "%s = %s in the ini file" % (ini, value)
+    return (value if value not in (None, "", []) else None), source
 
 
 def host_defaults(config: Any) -> Dict[str, Any]:
-    """HostConfig fields from the command line and ini; port 0 for every test host."""
+    """HostConfig fields from the command line and ini; port 0 for every test host.
+
+    Each value is checked by ``HostConfig`` here, so a typo or a negative
+    timeout is one usage error at startup instead of a ValueError in every
+    test that uses a fixture.
+    """
+    from .config import HostConfig
+
     fields: Dict[str, Any] = {"port": 0}
     for field, (ini, convert, _) in _OPTIONS.items():
-        raw = _setting(config, ini)
+        raw, source = _setting_from(config, ini, _flag(field))
         if raw is None:
             continue
         try:
             fields[field] = convert(raw)
         except ValueError:
             raise pytest.UsageError(
-                "pyhost: %s=%r is not a %s" % (ini, raw, convert.__name__)) from None
+                "pyhost: %s: not a number of seconds" % source) from None
+        try:
+            HostConfig(port=0, **{field: fields[field]})
+        except ValueError as exc:
+            reason = str(exc)
+            prefix = "HostConfig.%s: " % field
+            if reason.startswith(prefix):
+                reason = reason[len(prefix):]
+            raise pytest.UsageError("pyhost: %s: %s" % (source, reason)) from None
+    try:
+        HostConfig(**fields)  # one value at a time passed; the combination must pass too
+    except ValueError as exc:
+        raise pytest.UsageError("pyhost: these pyhost options do not fit together: %s"
+                                % exc) from None
     return fields
 
 

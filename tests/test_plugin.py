@@ -153,7 +153,29 @@ def test_help_shows_the_pyhost_group_and_bad_values_are_usage_errors(pytester):
     ])
     result = pytester.runpytest("--pyhost-startup-timeout", "soon")
     assert result.ret == 4  # pytest's usage error
-    result.stderr.fnmatch_lines(["*pyhost_startup_timeout='soon' is not a float*"])
+    result.stderr.fnmatch_lines(["*--pyhost-startup-timeout soon: not a number of seconds*"])
+
+
+def test_values_hostconfig_refuses_are_usage_errors_not_failing_tests(pytester):
+    pytester.makepyfile(test_uses=textwrap.dedent("""
+        def test_uses_a_host(pyhost_server):
+            pass
+    """))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--pyhost-start-method", "forkserve")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["*--pyhost-start-method: invalid choice: 'forkserve' (choose from *'forkserver')*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--pyhost-startup-timeout=-1")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["*pyhost: --pyhost-startup-timeout -1: must be a positive number of seconds*"])
+    # The ini file has no argparse choices: HostConfig's own check names the setting.
+    pytester.makeini("[pytest]\npyhost_start_method = forkserve\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*pyhost: pyhost_start_method = forkserve in the ini file: "
+                                 "must be one of fork, spawn, forkserver*"])
+    assert "ValueError" not in result.stdout.str() + result.stderr.str()
 
 
 def test_loading_the_plugin_imports_no_web_stack_and_starts_nothing():
