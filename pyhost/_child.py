@@ -557,8 +557,14 @@ def _resolve_attr(module, expr, label):
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            hint = ""
+            if module.__name__ in ("__main__", "__mp_main__"):
+                hint = ("; this child re-ran the parent's script without its "
+                        "`if __name__ == '__main__':` block, so names defined there do not "
+                        "exist here: define the app at the script's top level, or pass a "
+                        "factory function")
             raise TargetNotFound(
-                "%s: module %r has no attribute %r" % (label, module.__name__, expr)
+                "%s: module %r has no attribute %r%s" % (label, module.__name__, expr, hint)
             ) from None
     return obj
 

@@ -148,12 +148,23 @@ def _importable_by_name(fn: Any) -> bool:
     module = sys.modules.get(module_name)
     if module is None:
         return False
-    if module_name == "__main__" and not getattr(module, "__file__", None):
-        return False  # a notebook or REPL: the child has no __main__ file to import
+    if module_name == "__main__":
+        if not getattr(module, "__file__", None):
+            return False  # a notebook or REPL: the child has no __main__ file to import
+        # A script's function is found by name only if it is defined at the top
+        # level: the child re-runs the script as __mp_main__, without its
+        # `if __name__ == "__main__":` block. By value is safe either way.
+        return not _cloudpickle_available()
     obj: Any = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     return obj is fn
+
+
+def _cloudpickle_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cloudpickle") is not None
 
 
 def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
@@ -177,7 +188,6 @@ def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
             troubleshooting=[
                 "pip install 'pyhost[notebook]' (adds cloudpickle)",
                 "Or move the factory into a module and pass 'module:factory()'",
-                "Or use start_method='fork'",
             ],
         ) from None
     try:

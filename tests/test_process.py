@@ -74,3 +74,35 @@ def test_a_child_dying_while_reimporting_main_is_a_spawn_error_not_retried(tmp_p
     assert "re-imports this program's __main__ module" in done.stderr
     assert "if __name__ == '__main__'" in done.stderr  # the troubleshooting step
     assert "Attempting automatic restart" not in done.stderr
+
+
+GUARDED = """
+import sys, urllib.request
+sys.path.insert(0, %r)
+from flask import Flask
+from pyhost import FlaskHost, AppNotFound
+
+if __name__ == "__main__":
+    def create_app():  # under the guard: the child cannot find it by name
+        app = Flask("guarded")
+        app.route("/")(lambda: "guarded factory")
+        return app
+
+    app = Flask(__name__)  # under the guard too
+    with FlaskHost(create_app, port=0, start_method=sys.argv[1]) as host:
+        print("served:", urllib.request.urlopen(host.url).read().decode())
+    try:
+        FlaskHost(app, port=0, start_method=sys.argv[1], auto_restart=False).start()
+    except AppNotFound as exc:
+        print("refused:", exc.message)
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_factory_defined_under_the_main_guard_is_shipped_by_value(tmp_path, method):
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED % TESTS)
+    done = subprocess.run([sys.executable, str(script), method], capture_output=True,
+                          text=True, timeout=60, cwd=str(tmp_path))
+    assert "served: guarded factory" in done.stdout, done.stderr
+    assert "refused:" in done.stdout and "`if __name__ == '__main__':` block" in done.stdout
