@@ -411,7 +411,15 @@ def run_checks(target: str, config: Any) -> List[Check]:
         checks.append(Check("port", False, error.message, error))
         # The port is taken, but does the app itself load? Try once more on a free port.
         second = _try_start(target, config.replace(port=0))
-        checks += _import_and_http(second, config)
+        again = second["error"]
+        if again is not None and again.type.value in _BIND_ERRORS:
+            # The app process binds before it imports the app, so this attempt
+            # never got to the import: an unusable address fails on any port.
+            checks += [Check("import", None, "not checked: no port could be bound either (%s)"
+                             % again.message),
+                       Check("http", None, "not checked: the app process could not bind")]
+        else:
+            checks += _import_and_http(second, config)
         return _ordered(checks)
     checks += _import_and_http(first, config)
     error = first["error"]

@@ -303,6 +303,19 @@ def test_check_json_reports_a_taken_port_but_still_checks_the_import(app_dir):
     assert checks["import"]["ok"] is True and checks["http"]["ok"] is True
 
 
+def test_check_an_address_not_on_this_machine_leaves_the_import_unchecked(app_dir):
+    # 192.0.2.1 (TEST-NET-1) is never a local address: the bind fails on any port, and
+    # the app process binds before it imports, so the import was not tried.
+    code, out, _ = pyhost("check", "myapp:app", "--host", "192.0.2.1", cwd=app_dir)
+    assert code == EXIT_CODES["NETWORK_ERROR"], out
+    assert re.search(r"^– App import +not checked: no port could be bound either "
+                     r"\(Cannot bind 192\.0\.2\.1:0", out, re.M), out
+    assert re.search(r"^❌ Port +Cannot bind 192\.0\.2\.1:5001", out, re.M)
+    assert re.search(r"^– HTTP +not checked", out, re.M)
+    assert "❌ App import" not in out
+    assert "would not start: NETWORK_ERROR" in out
+
+
 def test_check_missing_interpreter_and_modules(app_dir):
     code, out, _ = pyhost("check", "myapp:app", "--python", "/nonexistent/python3", "--json",
                           cwd=app_dir)
