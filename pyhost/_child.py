@@ -661,7 +661,8 @@ def _is_app_frame(frame):
     """False for pyhost's loader and importlib's machinery: noise in the app's traceback."""
     filename = frame.filename
     return not (os.path.abspath(filename) == os.path.abspath(__file__)
-                or filename.startswith("<frozen") or os.sep + "importlib" + os.sep in filename)
+                or filename.startswith("<frozen") or os.sep + "importlib" + os.sep in filename
+                or frame.name == "pyhost_shipped_factory")  # pyhost.hosted's by-value wrapper
 
 
 def app_traceback(exc):

@@ -476,7 +476,8 @@ class FlaskHost:
             stderr_tail=self._output.tail(),
             exit_code=child.exitcode if (child.exitcode or 0) >= 0 else None,
             signal=child.exit_signal,
-            details={"pid": child.pid, "when": when},
+            details={"pid": child.pid, "when": when, "target": str(self.target_label),
+                     "kind": child.spec["target"]["kind"]},
         )
         assert isinstance(error, ProcessCrash)
         return error

@@ -43,10 +43,21 @@ def _python_label(details: Mapping[str, Any]) -> str:
     return str(details.get("python") or sys.executable)
 
 
+def _run_directly(details: Mapping[str, Any]) -> str:
+    target = str(details.get("target") or "")
+    if details.get("kind") == "callable" or not target:
+        return ("Reproduce it in this interpreter: call the factory%s and serve the app with "
+                "app.run(port=0)" % (" " + target if target else ""))
+    return "Run the app directly to reproduce: flask --app %s run" % target
+
+
 def _reproduce(python: str, details: Mapping[str, Any]) -> str:
     """A command that runs the same import (and factory call) in a plain interpreter."""
     module = details.get("module")
     target = str(details.get("target") or "")
+    if module in ("__main__", "__mp_main__"):
+        return "call %s in this interpreter (the notebook cell or script) and read its " \
+               "traceback" % (target or "the factory")
     if not module or "/" in str(module):
         return "flask --app %s routes" % (repr(target) if target else "<target>")
     expr = target.split(":", 1)[1] if ":" in target and "(" in target else ""
@@ -199,8 +210,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
                          % fields["exit_code"])
         steps += [
             "Look at the app's recent output (stderr_tail, host.logs()) for the cause",
-            "Run the app directly to reproduce: flask --app %s run"
-            % (details.get("target") or "<target>"),
+            _run_directly(details),
         ]
         return steps
     if error_type is ErrorType.HEALTH_CHECK_TIMEOUT:

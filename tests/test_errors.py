@@ -341,3 +341,18 @@ def test_bind_errors_are_classified_by_errno():
     assert denied["type"] == "NETWORK_ERROR" and "below 1024" in denied["message"]
     missing = _child._classify_bind_error(OSError(errno.EADDRNOTAVAIL, "n/a"), spec)
     assert missing["type"] == "NETWORK_ERROR" and "not available" in missing["message"]
+
+
+def test_crash_and_load_errors_of_a_callable_target_suggest_calling_it():
+    from pyhost.errors import make_error
+
+    crash = make_error(ErrorType.PROCESS_CRASH, "x", exit_code=1,
+                       details={"target": "__main__.create_app()", "kind": "callable"})
+    assert any("call the factory __main__.create_app()" in step
+               for step in crash.troubleshooting)
+    assert not any("<target>" in step for step in crash.troubleshooting)
+    load = make_error(ErrorType.APP_LOAD_ERROR, "x",
+                      details={"module": "__main__", "target": "__main__.create_app()"})
+    assert any("call __main__.create_app() in this interpreter" in step
+               for step in load.troubleshooting)
+    assert not any("import __main__" in step for step in load.troubleshooting)

@@ -75,6 +75,8 @@ def test_crash_without_auto_restart_fails_and_stays_down():
         assert wait_until(lambda: host.state is HostState.FAILED, 5)
         assert host.pid is None and not host.is_ready()
         assert host.last_error.signal == "SIGTERM"
+        assert "Run the app directly to reproduce: flask --app apps.hello:app run" in \
+            host.last_error.troubleshooting
         assert host.status().to_dict()["last_error"]["type"] == "PROCESS_CRASH"
     assert host.state is HostState.FAILED  # stop() keeps the verdict
 
