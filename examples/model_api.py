@@ -55,7 +55,11 @@ def create_app():
     @app.post("/detect")
     def detect():
         """An upload (multipart field ``file``) or the raw request body."""
-        upload = request.files.get("file")
+        # Only a multipart body is a form to parse: reading request.files parses
+        # any form body and consumes it, and curl --data-binary sends raw bytes
+        # as application/x-www-form-urlencoded unless told otherwise.
+        is_multipart = request.mimetype == "multipart/form-data"
+        upload = request.files.get("file") if is_multipart else None
         data = upload.read() if upload is not None else request.get_data()
         if not data:
             return jsonify(error="empty input", hint="POST a file (field 'file') or raw "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import importlib.util
+import io
 import json
 import os
 import selectors
@@ -403,6 +405,30 @@ def _read_line(proc, deadline):
     return buffer.decode()
 
 
+def test_the_example_model_api_reads_uploads_and_raw_bodies_of_any_content_type():
+    spec = importlib.util.spec_from_file_location(
+        "example_model_api", os.path.join(ROOT, "examples", "model_api.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    client = module.create_app().test_client()
+    image = bytes(range(256)) * 20  # '&' and '=' in it: a form parser would mangle it
+    digest = hashlib.sha256(image).hexdigest()
+
+    upload = client.post("/detect", data={"file": (io.BytesIO(image), "x.jpg")},
+                         content_type="multipart/form-data")
+    assert upload.status_code == 200
+    assert upload.json["sha256"] == digest and upload.json["filename"] == "x.jpg"
+    # curl's default for --data-binary, and a client that names the type properly.
+    for content_type in ("application/x-www-form-urlencoded", "application/octet-stream",
+                         "image/jpeg"):
+        raw = client.post("/detect", data=image, content_type=content_type)
+        assert raw.status_code == 200, (content_type, raw.json)
+        assert raw.json["sha256"] == digest and raw.json["bytes"] == len(image)
+        assert raw.json["filename"] is None
+    empty = client.post("/detect", data=b"", content_type="application/x-www-form-urlencoded")
+    assert empty.status_code == 400 and empty.json["error"] == "empty input"
+
+
 def test_the_example_gateway_runs_and_serves_the_model_api():
     proc = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "examples", "gateway.py"), "--port", "0",
@@ -425,6 +451,11 @@ def test_the_example_gateway_runs_and_serves_the_model_api():
         assert verdict.json()["label"] in ("real", "fake")
         # flask-cors in the child, through the guard.
         assert verdict.headers["Access-Control-Allow-Origin"] == "http://frontend.example"
+        # curl --data-binary @x.jpg: raw bytes sent as a urlencoded form.
+        raw = requests.post(base + "/api/deepfake/detect", data=image, timeout=10, headers={
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert raw.status_code == 200, raw.text
+        assert raw.json()["sha256"] == hashlib.sha256(image).hexdigest()
         # ProxyFix in the child: its own URLs name the gateway's paths.
         info = requests.get(base + "/api/deepfake/model", timeout=10).json()
         assert info["detect_url"] == base + "/api/deepfake/detect"
