@@ -8,7 +8,10 @@ enough. Fixtures:
 - ``pyhost_session_server(app, **fields)``: the same, started once per
   session for each distinct ``(app, fields)`` and stopped at the end;
 - ``pyhost_live_server``: a session host for the ``pyhost_app`` ini value
-  (or ``--pyhost-app``), a drop-in for pytest-flask's ``live_server``.
+  (or ``--pyhost-app``). It does the job of pytest-flask's ``live_server``,
+  not as a drop-in: the app comes from the ini value (not an ``app``
+  fixture), it is already started, and ``url`` is a string
+  (``pyhost_live_server.url + "/path"``, not ``live_server.url("/path")``).
 
 A startup failure fails the test with the typed error, its troubleshooting
 steps and the app's last output lines, not a bare timeout. This module imports

@@ -1,11 +1,15 @@
 """The pytest plugin (``pytest11`` entry point), exercised with ``pytester``."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
 
 pytest_plugins = ["pytester"]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 APP = """\
 import os
@@ -91,6 +95,22 @@ def test_live_server_fixture_uses_the_ini_target(pytester):
             with urllib.request.urlopen(pyhost_live_server.url, timeout=10) as response:
                 assert response.read() == b"from ini"
     """))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_the_readme_live_server_sample_runs_as_written(pytester):
+    """The README shows how pyhost_live_server differs from pytest-flask's live_server
+    (``url`` is a string); its sample must work verbatim."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    bullet = readme[readme.index("- `pyhost_live_server`:"):]
+    ini = re.search(r"```ini\n(.*?)```", bullet, re.S).group(1)
+    test = re.search(r"```python\n(.*?)```", bullet, re.S).group(1)
+    assert "pyhost_live_server.url + " in test
+    pytester.makepyfile(myapp=APP)
+    pytester.makeini(textwrap.dedent(ini))
+    pytester.makepyfile(test_readme="import requests\n\n" + textwrap.dedent(test))
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
