@@ -84,15 +84,21 @@ class HostedFactory:
         """Start a ``FlaskHost`` for this factory and block until it is ready.
 
         One host per factory: a host that an earlier ``start()`` of the same
-        factory (same name, e.g. a notebook cell run again) left running is
-        replaced, and with ``port=0`` the new one takes over its port, so the
-        URL stays the same. For several independent hosts use ``host().start()``.
+        factory (same name, e.g. a notebook cell run again) left running, or
+        that gave up, is replaced, and with ``port=0`` the new one takes over
+        its port, so the URL stays the same. For several independent hosts use
+        ``host().start()``.
         """
         host = self.host(**overrides)
         label = str(host.target_label)
         with _started_lock:
             previous = _started.get(label)
-        if previous is not None and previous.state in _ACTIVE:
+        failed = previous is not None and previous.state is HostState.FAILED
+        if failed:
+            # Its app process is gone, but stop() still closes what is left of
+            # it and joins its supervisor thread; it stays FAILED, with its error.
+            previous.stop()
+        if previous is not None and (failed or previous.state in _ACTIVE):
             same_address = previous.config.host == host.config.host
             if same_address and host.config.port == 0 and previous.port:
                 # Keep the URL: take over the previous host's port. The registry
@@ -105,9 +111,10 @@ class HostedFactory:
             elif same_address and host.config.port == previous.port:
                 host.start()  # the registry hands the port over
             else:
-                log.warning("⚠ Replacing %r, started earlier from the same factory (e.g. a "
-                            "re-run notebook cell)", previous)
-                previous.stop()
+                if not failed:
+                    log.warning("⚠ Replacing %r, started earlier from the same factory (e.g. "
+                                "a re-run notebook cell)", previous)
+                    previous.stop()
                 host.start()
         else:
             host.start()
@@ -252,8 +259,9 @@ def _check_fields(fields: Dict[str, Any], config: Optional[HostConfig], where: s
                   ) -> Dict[str, Any]:
     unknown = sorted(set(fields) - set(_FIELDS) - set(_HOST_ARGS))
     if unknown:
-        raise ValueError("%s: unknown field %s; HostConfig fields are: %s"
-                         % (where, ", ".join(repr(n) for n in unknown), ", ".join(_FIELDS)))
+        # A TypeError, as Python raises for any call (and FlaskHost(prot=1) does).
+        raise TypeError("%s got an unexpected keyword argument %s; HostConfig fields are: %s"
+                        % (where, ", ".join(repr(n) for n in unknown), ", ".join(_FIELDS)))
     config_fields = {k: v for k, v in fields.items() if k in _FIELDS}
     if config_fields:
         (config or HostConfig()).replace(**config_fields)  # raises ValueError naming the field

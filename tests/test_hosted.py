@@ -13,13 +13,14 @@ import threading
 import cloudpickle
 import pytest
 from apps.hosted_app import create_app as module_factory
-from conftest import alive, free_port
+from conftest import alive, free_port, wait_until
 from conftest import http_get as get
 from flask import Flask
 
 from pyhost import AppLoadError, FlaskHost, HostState, PortInUse, SpawnError, hosted
 from pyhost.hosted import HostedFactory
 from pyhost.targets import parse_target
+from pyhost.testing import kill_child
 
 METHODS = ["fork", "spawn", "forkserver"]
 FAST = dict(health_check_interval=0.05, shutdown_timeout=2)
@@ -102,17 +103,27 @@ def test_overrides_replace_the_decorator_fields():
 
 @pytest.mark.parametrize("make, names", [
     (lambda: hosted(port=70000), "HostConfig.port"),
-    (lambda: hosted(prot=0), "'prot'"),
     (lambda: hosted(lambda name: Flask(name)), "'name'"),
     (lambda: hosted(Flask("app")), "app factory"),
     (lambda: hosted(42), "app factory"),
     (lambda: module_factory.host(startup_timeout=-1), "HostConfig.startup_timeout"),
-    (lambda: module_factory.start(prot=1), "'prot'"),
 ])
 def test_bad_input_is_a_value_error_naming_it(make, names):
     with pytest.raises(ValueError) as info:
         make()
     assert names in str(info.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: hosted(prot=0),
+    lambda: hosted(module_factory.factory, prot=0),
+    lambda: module_factory.host(prot=1),
+    lambda: module_factory.start(prot=1),
+    lambda: FlaskHost("apps.hello:app", prot=1),  # the same as for a plain FlaskHost
+])
+def test_an_unknown_keyword_is_a_type_error_naming_it(make):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prot'"):
+        make()
 
 
 def test_importable_factories_ship_by_name_the_others_by_value():
@@ -247,6 +258,20 @@ def test_rerun_on_a_fixed_port_replaces_and_another_target_is_refused(caplog):
     finally:
         second.stop()
         third.stop()
+
+
+def test_rerun_after_the_previous_host_gave_up_keeps_the_url():
+    first = cell()["create_app"].start(max_restart_attempts=0)
+    url = first.url
+    kill_child(first)
+    assert wait_until(lambda: first.state is HostState.FAILED, 30), first
+    second = cell()["create_app"].start()  # the cell run again after the crash
+    try:
+        assert second.is_ready() and second.url == url
+        assert get(second.url + "/pid") == str(second.pid)
+        assert first.state is HostState.FAILED  # still says why it went down
+    finally:
+        second.stop()
 
 
 def test_rerun_with_port_zero_keeps_the_url():
