@@ -110,7 +110,7 @@ def test_the_readme_live_server_sample_runs_as_written(pytester):
     assert "pyhost_live_server.url + " in test
     pytester.makepyfile(myapp=APP)
     pytester.makeini(textwrap.dedent(ini))
-    pytester.makepyfile(test_readme="import requests\n\n" + textwrap.dedent(test))
+    pytester.makepyfile(test_live_sample="import requests\n\n" + textwrap.dedent(test))
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
