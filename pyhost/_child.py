@@ -64,8 +64,16 @@ def mp_main(spec, conn, output):
     """Entry point under multiprocessing (fork, spawn, forkserver)."""
     # First word: pyhost's code runs. A child that dies without it died in
     # multiprocessing's own bootstrap (re-importing __main__, unpickling).
-    conn.send(("hello", os.getpid()))
+    try:
+        conn.send(("hello", os.getpid()))
+    except OSError:
+        os._exit(0)  # the parent is already gone (Ctrl-C during start)
     _redirect_output(output.fileno())
+    # pyhost starts the child daemonic (multiprocessing ends it at the parent's
+    # exit), but the app may start processes of its own (a Pool for inference).
+    import multiprocessing
+
+    multiprocessing.current_process().daemon = False
     output.close()
     if "logging" in sys.modules:
         # Under fork the parent's root handlers came along (a log file, pytest's
@@ -145,6 +153,10 @@ def _serve_child(spec, conn, parent_sentinel):
     port = sock.getsockname()[1]
 
     started = time.monotonic()
+    # As under `flask run`: a module-level app.run() (no __main__ guard) prints
+    # a hint and returns instead of serving on its own port inside the import.
+    cli_flag = os.environ.get("FLASK_RUN_FROM_CLI")
+    os.environ["FLASK_RUN_FROM_CLI"] = "true"
     try:
         app = load_app(spec["target"])
     except SystemExit as exc:
@@ -160,6 +172,10 @@ def _serve_child(spec, conn, parent_sentinel):
     except BaseException as exc:  # noqa: BLE001 - every failure is reported, typed
         sys.stderr.write(app_traceback(exc))
         _report_failure(control, classify_load_error(exc, spec["target"]))
+    if cli_flag is None:
+        os.environ.pop("FLASK_RUN_FROM_CLI", None)
+    else:
+        os.environ["FLASK_RUN_FROM_CLI"] = cli_flag
     control.send(("loaded", {"seconds": time.monotonic() - started}))
 
     try:
@@ -427,7 +443,9 @@ def _make_server(spec, sock, app):
         if hasattr(app, "debug"):
             app.debug = True
         app = DebuggedApplication(app, evalex=True)
-    server = make_server(spec["host"], sock.getsockname()[1], app, threaded=True,
+    # The bound address, not the name: werkzeug picks the socket family from
+    # it when wrapping fd= ("localhost" may have resolved to ::1).
+    server = make_server(sock.getsockname()[0], sock.getsockname()[1], app, threaded=True,
                          request_handler=RequestHandler, fd=sock.fileno())
     # Let in-flight requests finish on shutdown (the parent escalates to
     # SIGTERM/SIGKILL after shutdown_timeout if one never does).

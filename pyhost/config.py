@@ -103,6 +103,12 @@ class HostConfig:
             not _is_number(self.liveness_interval) or self.liveness_interval <= 0
         ):
             fail("liveness_interval", "must be None (no hang detection) or a positive number")
+        for name in _SECONDS_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value > _MAX_SECONDS:
+                # inf or 1e10 would overflow the waits that supervision relies on
+                fail(name, "must be a finite number of seconds, at most %d (a year)"
+                     % _MAX_SECONDS)
         if not _is_int(self.liveness_failures) or self.liveness_failures < 1:
             fail("liveness_failures", "must be an integer >= 1")
         if self.start_method is not None:
@@ -234,6 +240,12 @@ def _warn_about_typos(environ: Mapping[str, str], prefix: str) -> None:
 
 def field_names() -> Tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(HostConfig))
+
+
+_SECONDS_FIELDS = ("health_check_timeout", "health_check_interval", "health_check_max_interval",
+                   "startup_timeout", "shutdown_timeout", "restart_delay", "restart_window",
+                   "liveness_interval")
+_MAX_SECONDS = 365 * 24 * 3600
 
 
 def _is_int(value: Any) -> bool:

@@ -11,12 +11,12 @@ import http.client
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Optional
+from typing import Any, Callable, Deque, Dict, Optional, Set
 from urllib.parse import urlsplit
 
 from ._child import PROBE_AGENT
 
-__all__ = ["ProbeResult", "probe", "HealthStats"]
+__all__ = ["ProbeResult", "probe", "abort_probes", "HealthStats"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,8 @@ class ProbeResult:
 
 
 def probe(url: str, *, timeout: float, require_2xx: bool,
-          clock: Callable[[], float] = time.perf_counter) -> ProbeResult:
+          clock: Callable[[], float] = time.perf_counter,
+          in_flight: Optional[Set[Any]] = None) -> ProbeResult:
     """GET ``url`` once. Alive means 2xx with a health path, any answer < 500 without."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
@@ -41,12 +42,16 @@ def probe(url: str, *, timeout: float, require_2xx: bool,
     status: Optional[int] = None
     try:
         conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+        if in_flight is not None:
+            in_flight.add(conn)
         try:
             conn.request("GET", path, headers={"User-Agent": PROBE_AGENT, "Connection": "close"})
             response = conn.getresponse()
             status = response.status
             response.read(64 * 1024)
         finally:
+            if in_flight is not None:
+                in_flight.discard(conn)
             conn.close()
     except ConnectionRefusedError:
         reason = "Connection refused"
@@ -61,6 +66,17 @@ def probe(url: str, *, timeout: float, require_2xx: bool,
         reason = "HTTP %d" % status
         return ProbeResult(ok, reason, status, clock() - started, time.time())
     return ProbeResult(False, reason, status, clock() - started, time.time())
+
+
+def abort_probes(in_flight: Set[Any]) -> None:
+    """End probes that are waiting for an answer (stop() must not wait for them)."""
+    for conn in list(in_flight):
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _short(exc: BaseException) -> str:

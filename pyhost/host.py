@@ -13,7 +13,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import tenacity
 
@@ -28,8 +28,8 @@ from .errors import (
     error_from_record,
     make_error,
 )
-from .health import HealthStats, ProbeResult, probe
-from .logs import enable_console_logging
+from .health import HealthStats, ProbeResult, abort_probes, probe
+from .logs import enable_development_logging
 from .policies import RestartBudget, health_probe_retrying
 from .process import ChildEvent, ChildProcess, OutputBuffer, check_main_module
 from .status import HostState, HostStatus
@@ -107,10 +107,12 @@ class FlaskHost:
         self._spec: Optional[Dict[str, Any]] = None
         self._keep_port = False
         self._last_error_logged: Optional[HostError] = None
+        self._callbacks = threading.local()  # .depth > 0 inside an on_event callback
+        self._probes_in_flight: Set[Any] = set()  # stop() cuts them short
         if on_event is not None:
             self._listeners.append(on_event)
         if config.development:
-            enable_console_logging()
+            enable_development_logging()
 
     @staticmethod
     def _validate_target(app: Any) -> str:
@@ -147,7 +149,7 @@ class FlaskHost:
                     # start(), the shipped target, the pre-flight checks.
                     self._spec = self._build_spec()
                     self._preflight()
-                    self._run_until_ready(None)
+                    self._run_until_ready(None, starting=True)
             except _Stopped:
                 self._set_state(HostState.STOPPED)
                 raise UnknownHostError(
@@ -172,6 +174,7 @@ class FlaskHost:
         with self._lock:
             child = self._child
             was = self._state
+        abort_probes(self._probes_in_flight)  # e.g. an external_url that stopped answering
         if child is not None:
             how = child.shutdown(timeout)
             if was in _ACTIVE:
@@ -261,7 +264,7 @@ class FlaskHost:
             state=state,
             is_ready=state is HostState.READY,
             is_restarting=state is HostState.RESTARTING,
-            restart_attempts=self._budget.attempts,
+            restart_attempts=self._budget.current_attempts(),
             total_restarts=self._budget.total,
             last_error=self._last_error,
             uptime=(time.monotonic() - ready_at) if ready_at is not None else None,
@@ -311,7 +314,7 @@ class FlaskHost:
         return health_app(self)
 
     # ------------------------------------------------------------ lifecycle
-    def _run_until_ready(self, error: Optional[HostError]) -> None:
+    def _run_until_ready(self, error: Optional[HostError], starting: bool = False) -> None:
         """Launch children until one is ready, restarting transient failures.
 
         ``error`` is what ended the previous child (None on a fresh start).
@@ -321,9 +324,13 @@ class FlaskHost:
             if self._stopping.is_set():
                 raise _Stopped()
             if error is not None:
-                if error.type in DETERMINISTIC or not self.config.auto_restart:
+                if error.type in DETERMINISTIC or not self.config.auto_restart or (
+                    # At start() a health-check timeout has already used its whole
+                    # budget: raise it (the ancestor's scenario 5), don't multiply it.
+                    starting and error.type is ErrorType.HEALTH_CHECK_TIMEOUT
+                ):
                     raise error
-                attempt = self._budget.next_attempt(error.type.value)
+                attempt = self._budget.next_attempt(_failure_summary(error))
                 if attempt is None:
                     raise self._gave_up(error)
                 number, delay = attempt
@@ -372,6 +379,10 @@ class FlaskHost:
             child.shutdown(min(self.config.shutdown_timeout, 1.0))
             raise
         with self._lock:
+            # stop() may have run between the last probe and here: READY then
+            # would describe a child that is gone.
+            if self._stopping.is_set():
+                raise _Stopped()
             self._state = HostState.READY
             self._ready_at = time.monotonic()
             self._liveness_failures = 0
@@ -487,7 +498,8 @@ class FlaskHost:
         return base + (self.config.health_path or "/")
 
     def _probe_once(self, url: str, timeout: float) -> ProbeResult:
-        result = probe(url, timeout=timeout, require_2xx=self.config.health_path is not None)
+        result = probe(url, timeout=timeout, require_2xx=self.config.health_path is not None,
+                       in_flight=self._probes_in_flight)
         self._health.record(result)
         return result
 
@@ -529,6 +541,8 @@ class FlaskHost:
         started = time.monotonic()
         self._probe_until_healthy(None)
         with self._lock:
+            if self._stopping.is_set():
+                raise _Stopped()
             self._state = HostState.READY
             self._ready_at = time.monotonic()
         log.info("✓ External app at %s is healthy (%.0f ms)", self.url,
@@ -572,10 +586,13 @@ class FlaskHost:
         child = self._child
         if self.config.external_url is None and (child is None or child.exited.is_set()):
             return  # the exit event is on its way
-        timeout = min(5.0, self.config.liveness_interval or 5.0)
+        # At least 1 s: a tiny liveness_interval must not fail slightly slow apps.
+        timeout = min(5.0, max(1.0, self.config.liveness_interval or 5.0))
         result = self._probe_once(self._probe_url(), timeout)
         if self._stopping.is_set():
             return
+        if not result.ok and child is not None and child.exited.wait(0.1):
+            return  # it died: the exit event reports a crash, not a hang
         if result.ok:
             if self._state is HostState.UNHEALTHY:
                 log.info("✓ %s is healthy again", self.name)
@@ -587,8 +604,8 @@ class FlaskHost:
         if self._state is HostState.READY:
             self._set_state(HostState.UNHEALTHY)
             self._emit("unhealthy", reason=result.reason)
-        log.warning("⚠ Liveness probe %d/%d failed for %s (%s)", failures, limit, self.name,
-                    result.reason)
+        log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)", self.name,
+                    result.reason, failures, limit)
         if failures < limit or self.config.external_url:
             return
         error = make_error(
@@ -627,11 +644,13 @@ class FlaskHost:
             self._fail(final, "%s is down" % self.name)
 
     def _gave_up(self, error: HostError) -> HostError:
-        history = ", ".join(reason for _, reason in self._budget.history)
+        entries = self._budget.history
+        first = entries[0][0] if entries else 0.0
+        history = "; ".join("+%.1fs %s" % (at - first, reason) for at, reason in entries)
         gave_up = make_error(
             error.type,
-            "Gave up on %s after %d restart attempts (circuit open): %s"
-            % (self.name, self._budget.max_attempts, error.message),
+            "Gave up on %s after %d restart attempts (circuit open; history: %s): %s"
+            % (self.name, self._budget.max_attempts, history, error.message),
             stderr_tail=error.stderr_tail, remote_traceback=error.remote_traceback,
             exit_code=error.exit_code, signal=error.signal, missing_module=error.missing_module,
             port=error.port, details=dict(error.details, history=history, gave_up=True),
@@ -654,9 +673,9 @@ class FlaskHost:
 
     # --------------------------------------------------------------- helpers
     def _refuse_on_supervisor_thread(self, what: str) -> None:
-        # on_event callbacks run on the supervisor thread; starting from there
-        # would leave that thread supervising alongside the new one.
-        if self._supervisor is not None and threading.current_thread() is self._supervisor:
+        # on_event callbacks run inside start() or on the supervisor thread;
+        # starting from there would leave two supervisors and an untracked child.
+        if getattr(self._callbacks, "depth", 0):
             raise RuntimeError(
                 "%s() was called from an on_event callback of %s; callbacks run on pyhost's "
                 "supervisor thread. Call it from another thread (stop() is fine here)."
@@ -670,11 +689,21 @@ class FlaskHost:
         if not self._listeners:
             return
         event = HostEvent(name, self, error, **data)
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:  # noqa: BLE001 - a callback must not break supervision
-                log.exception("on_event callback %r failed for %s", listener, name)
+        self._callbacks.depth = getattr(self._callbacks, "depth", 0) + 1
+        try:
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:  # noqa: BLE001 - a callback must not break supervision
+                    log.exception("on_event callback %r failed for %s", listener, name)
+        finally:
+            self._callbacks.depth -= 1
+
+
+def _failure_summary(error: HostError) -> str:
+    """``PROCESS_CRASH (exit 7)``: one entry of the restart history."""
+    how = error.signal or ("exit %s" % error.exit_code if error.exit_code is not None else None)
+    return "%s (%s)" % (error.type.value, how) if how else error.type.value
 
 
 def _short_name(label: Any) -> str:

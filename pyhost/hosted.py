@@ -94,7 +94,7 @@ class HostedFactory:
         with _started_lock:
             previous = _started.get(label)
         failed = previous is not None and previous.state is HostState.FAILED
-        if failed:
+        if failed and previous is not None:
             # Its app process is gone, but stop() still closes what is left of
             # it and joins its supervisor thread; it stays FAILED, with its error.
             previous.stop()

@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Optional
 
-__all__ = ["log", "enable_console_logging", "ConsoleHandler"]
+__all__ = ["log", "enable_console_logging", "enable_development_logging", "ConsoleHandler"]
 
 log = logging.getLogger("pyhost")
 
@@ -44,3 +44,22 @@ def enable_console_logging(level: int = logging.INFO, stream=None) -> Optional[C
     if log.level == logging.NOTSET or log.level > level:
         log.setLevel(level)
     return handler
+
+
+def enable_development_logging() -> None:
+    """Development mode: show pyhost's INFO lines on the console exactly once.
+
+    When the program already logs to the console through the root logger
+    (``logging.basicConfig()``), pyhost's records reach it by propagation; a
+    second handler here would print every line twice.
+    """
+    import sys
+
+    consoles = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and \
+                getattr(handler, "stream", None) in consoles:
+            if log.level == logging.NOTSET or log.level > logging.INFO:
+                log.setLevel(logging.INFO)
+            return
+    enable_console_logging()

@@ -116,6 +116,12 @@ class RestartBudget:
             self.attempts = 0
         self.ready_since = None
 
+    def current_attempts(self) -> int:
+        """Restarts counted in the current window (0 once a child stayed ready for it)."""
+        if self.ready_since is not None and self.clock() - self.ready_since >= self.window:
+            return 0
+        return self.attempts
+
     def reset(self) -> None:
         self.attempts = 0
         self.ready_since = None

@@ -30,6 +30,7 @@ __all__ = ["ChildEvent", "ChildProcess", "OutputBuffer", "get_context"]
 log = logging.getLogger("pyhost")
 child_log = logging.getLogger("pyhost.child")
 
+_MAX_PARTIAL = 64 * 1024
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
 _preload_lock = threading.Lock()
@@ -91,8 +92,13 @@ class OutputBuffer:
         self.total_lines = 0
 
     def feed(self, data: bytes) -> None:
-        data = self._partial + data
+        # A progress bar redraws one line with "\r" and never ends it: treat "\r"
+        # as a line end, and cap what is kept of an unfinished line.
+        data = (self._partial + data).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, self._partial = data.split(b"\n")
+        if len(self._partial) > _MAX_PARTIAL:
+            lines.append(self._partial)
+            self._partial = b""
         for raw in lines:
             self._add(raw)
 

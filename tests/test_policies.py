@@ -119,3 +119,13 @@ def test_reset_clears_attempts_and_history():
     budget.reset()
     assert budget.attempts == 0 and budget.history == []
     assert budget.next_attempt("x") == (1, 2.0)
+
+
+def test_current_attempts_drop_to_zero_once_a_child_stayed_ready_for_the_window():
+    clock = FakeClock()
+    budget = RestartBudget(3, 10, restart_wait(HostConfig()), clock)
+    budget.next_attempt("x")
+    budget.ready()
+    assert budget.current_attempts() == 1
+    clock.now += 10
+    assert budget.current_attempts() == 0

@@ -94,6 +94,7 @@ def test_crash_loop_gives_up_after_max_restarts_and_stays_down(tmp_path):
         error = host.last_error
         assert isinstance(error, ProcessCrash) and error.exit_code == 7
         assert "Gave up" in error.message and error.details["gave_up"] is True
+        assert "history: +0.0s PROCESS_CRASH (exit 7); +" in error.message
         # Circuit open: nothing more is started.
         starts = events.names.count("started")
         time.sleep(0.5)  # a window in which a broken breaker would start another child
