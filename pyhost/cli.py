@@ -537,6 +537,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         _say("[pyhost] Interrupted")
         return 130
+    except BrokenPipeError:
+        # `pyhost check --json | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return EXIT_INTERNAL  # pragma: no cover - parser.exit raised
 
 

@@ -411,3 +411,13 @@ def test_readme_first_command_from_a_fresh_clone(tmp_path):
     assert "restarted: new pid" in done.stdout
     assert "raised DependencyError" in done.stdout
     assert "Demo finished" in done.stdout
+
+
+def test_check_json_into_a_closed_pipe_ends_quietly(app_dir):
+    proc = subprocess.Popen(COMMAND + ["check", "myapp:app", "--port", "0", "--json"],
+                            cwd=app_dir, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # like `| head -1` that has already left
+    _, err = proc.communicate(timeout=60)
+    assert "BrokenPipeError" not in err and "Traceback" not in err, err
+    assert proc.returncode == 0
