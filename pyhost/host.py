@@ -319,6 +319,9 @@ class FlaskHost(Supervision):
         child = ChildProcess(spec, method=self.config.resolved_start_method,
                              python=self.config.python, events=self._events,
                              output=self._output, name=self.name)
+        if self._output.total_lines:
+            # Before start(): the new child's first line must come after the mark.
+            self._output.add_mark("[pyhost] --- output of a new app process from here ---")
         child.start()
         with self._lock:
             self._child = child

@@ -122,6 +122,12 @@ class OutputBuffer:
                 return []
             return list(self._lines)[-n:]
 
+    def add_mark(self, text: str) -> None:
+        """A line of pyhost's own, e.g. where a restarted child's output begins."""
+        self.flush()
+        with self._lock:
+            self._lines.append(text)
+
     def clear(self) -> None:
         with self._lock:
             self._lines.clear()

@@ -116,6 +116,11 @@ def test_transient_startup_crash_recovers(tmp_path):
         assert host.status().total_restarts == 2
         assert events.names.count("restarting") == 2
         assert any("flaky: start 2 fails" in line for line in host.logs(100))
+        lines = host.logs(100)
+        marks = [i for i, line in enumerate(lines) if "output of a new app process" in line]
+        assert len(marks) == 2  # one before each restarted child's output
+        assert "flaky: start 1 fails" in " ".join(lines[:marks[0]])
+        assert "flaky: start 2 fails" in " ".join(lines[marks[0]:marks[1]])
 
 
 def test_transient_startup_crash_without_budget_raises_with_exit_code(tmp_path):
