@@ -64,6 +64,17 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def open_fds() -> dict:
+    """This process's open fds and what each one is (file, pipe, socket)."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink("/proc/self/fd/" + name)
+        except OSError:  # closed between listdir and readlink (or the listdir fd itself)
+            pass
+    return fds
+
+
 @pytest.fixture(scope="module")
 def warm_start_methods():
     """Start each method's helpers (forkserver, resource tracker) before fds are counted."""

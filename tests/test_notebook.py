@@ -165,10 +165,12 @@ def execute(nb, specs: KernelSpecManager, cwd: str) -> None:
     """Run every cell; raises CellExecutionError on the first cell that raises."""
     km = kernel_manager(specs)
     try:
-        NotebookClient(nb, km=km, timeout=60, startup_timeout=60,
-                       resources={"metadata": {"path": cwd}}).execute()
+        # cleanup_kc: shut the kernel down and close the client's zmq context now, not
+        # whenever it is garbage collected (its sockets would come and go under later tests).
+        NotebookClient(nb, km=km, timeout=60, startup_timeout=60, shutdown_kernel="graceful",
+                       resources={"metadata": {"path": cwd}}).execute(cleanup_kc=True)
     finally:
-        if km.has_kernel:  # a kernel manager passed in is not shut down by nbclient
+        if km.has_kernel:
             km.shutdown_kernel(now=False)
 
 

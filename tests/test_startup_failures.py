@@ -12,7 +12,7 @@ import os
 import socket
 
 import pytest
-from conftest import METHODS, fd_count, pyhost_threads, stray_children, wait_until
+from conftest import METHODS, fd_count, open_fds, pyhost_threads, stray_children, wait_until
 
 from pyhost import (
     AppLoadError,
@@ -49,10 +49,10 @@ pytestmark = pytest.mark.usefixtures("warm_start_methods")
 
 @pytest.fixture
 def no_fd_leak():
-    before = fd_count()
+    count, before = fd_count(), open_fds()
     yield
-    assert wait_until(lambda: fd_count() <= before, timeout=5), (
-        "fds leaked: %d before, %d after: %s" % (before, fd_count(), os.listdir("/proc/self/fd")))
+    assert wait_until(lambda: fd_count() <= count, timeout=5), (
+        "fds leaked: %s" % sorted(set(open_fds().items()) - set(before.items())))
 
 
 def start_failure(target, expected, **fields):
