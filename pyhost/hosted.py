@@ -76,8 +76,12 @@ class HostedFactory:
 
     def host(self, **overrides: Any) -> FlaskHost:
         """An unstarted ``FlaskHost`` for this factory; ``overrides`` replace decorator fields."""
+        return self._host(overrides, "host")
+
+    def _host(self, overrides: Dict[str, Any], method: str) -> FlaskHost:
         fields = dict(self.fields)
-        fields.update(_check_fields(overrides, self.config, "%s.host()" % _describe(self.factory)))
+        where = "%s.%s()" % (_describe(self.factory), method)
+        fields.update(_check_fields(overrides, self.config, where))
         return FlaskHost(self, config=self.config, **fields)
 
     def start(self, **overrides: Any) -> FlaskHost:
@@ -89,7 +93,7 @@ class HostedFactory:
         its port, so the URL stays the same. For several independent hosts use
         ``host().start()``.
         """
-        host = self.host(**overrides)
+        host = self._host(overrides, "start")
         label = str(host.target_label)
         with _started_lock:
             previous = _started.get(label)

@@ -114,16 +114,17 @@ def test_bad_input_is_a_value_error_naming_it(make, names):
     assert names in str(info.value)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: hosted(prot=0),
-    lambda: hosted(module_factory.factory, prot=0),
-    lambda: module_factory.host(prot=1),
-    lambda: module_factory.start(prot=1),
-    lambda: FlaskHost("apps.hello:app", prot=1),  # the same as for a plain FlaskHost
+@pytest.mark.parametrize("make, where", [
+    (lambda: hosted(prot=0), "hosted("),
+    (lambda: hosted(module_factory.factory, prot=0), "hosted("),
+    (lambda: module_factory.host(prot=1), ".create_app.host()"),
+    (lambda: module_factory.start(prot=1), ".create_app.start()"),
+    (lambda: FlaskHost("apps.hello:app", prot=1), ""),  # as for a plain FlaskHost
 ])
-def test_an_unknown_keyword_is_a_type_error_naming_it(make):
-    with pytest.raises(TypeError, match="unexpected keyword argument 'prot'"):
+def test_an_unknown_keyword_is_a_type_error_naming_it(make, where):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'prot'") as info:
         make()
+    assert where in str(info.value)  # the call the user wrote
 
 
 def test_importable_factories_ship_by_name_the_others_by_value():
