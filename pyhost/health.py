@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import http.client
+import os
+import select
 import socket
 import threading
 import time
@@ -28,13 +31,67 @@ class ProbeResult:
     at: float  # epoch seconds
 
 
+class _AbortableConnect:
+    """``connect()`` in short waits, so :func:`abort_probes` can end one in progress.
+
+    A blocking ``connect()`` to an address that never answers (a full accept
+    queue, a dropped SYN) cannot be woken by another thread; this one checks
+    ``aborted`` every 50 ms. Loopback connects finish in the first wait.
+    """
+
+    aborted = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self._create_connection = self._connect_abortably  # http.client's own hook
+
+    def _connect_abortably(self, address: Any, timeout: Any = None,
+                           source_address: Any = None) -> socket.socket:
+        deadline = time.monotonic() + (timeout if isinstance(timeout, (int, float)) else 3600)
+        error: Optional[OSError] = None
+        for family, kind, proto, _, addr in socket.getaddrinfo(
+                address[0], address[1], 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                if source_address:
+                    sock.bind(source_address)
+                sock.setblocking(False)
+                code = sock.connect_ex(addr)
+                while code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
+                    if self.aborted:
+                        raise ConnectionAbortedError(errno.ECONNABORTED, "Aborted by stop()")
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise socket.timeout("timed out")
+                    if select.select([], [sock], [], min(remaining, 0.05))[1]:
+                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code))
+                sock.settimeout(timeout)
+                return sock
+            except OSError as exc:
+                sock.close()
+                error = exc
+                if isinstance(exc, (ConnectionAbortedError, socket.timeout)):
+                    break
+        raise error if error is not None else OSError("getaddrinfo returned nothing")
+
+
+class _ProbeHTTP(_AbortableConnect, http.client.HTTPConnection):
+    pass
+
+
+class _ProbeHTTPS(_AbortableConnect, http.client.HTTPSConnection):
+    pass
+
+
 def probe(url: str, *, timeout: float, require_2xx: bool,
           clock: Callable[[], float] = time.perf_counter,
           in_flight: Optional[Set[Any]] = None) -> ProbeResult:
     """GET ``url`` once. Alive means 2xx with a health path, any answer < 500 without."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
-    conn_cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    conn_cls = _ProbeHTTPS if https else _ProbeHTTP
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -69,8 +126,9 @@ def probe(url: str, *, timeout: float, require_2xx: bool,
 
 
 def abort_probes(in_flight: Set[Any]) -> None:
-    """End probes that are waiting for an answer (stop() must not wait for them)."""
+    """End probes that are connecting or waiting for an answer (stop() must not wait)."""
     for conn in list(in_flight):
+        conn.aborted = True
         sock = getattr(conn, "sock", None)
         if sock is not None:
             try:

@@ -113,6 +113,58 @@ def test_stop_cuts_short_an_external_probe_that_waits_for_an_answer():
         assert errors and isinstance(errors[0], UnknownHostError)
 
 
+@pytest.fixture
+def unanswered_address():
+    """127.0.0.1:port whose accept queue is full: a further connect() gets no answer."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    held = []
+    try:
+        for _ in range(4):  # the queue holds backlog+1 on Linux; then SYNs are dropped
+            sock = socket.socket()
+            sock.settimeout(0.3)
+            held.append(sock)
+            try:
+                sock.connect(address)
+            except socket.timeout:
+                break
+        else:
+            pytest.skip("this kernel answers connects beyond the accept queue")
+        yield address
+    finally:
+        for sock in held:
+            sock.close()
+        listener.close()
+
+
+def test_stop_cuts_short_an_external_probe_still_connecting(unanswered_address):
+    url = "http://%s:%d/" % unanswered_address
+    external = FlaskHost(external_url=url, health_check_timeout=30, health_check_max_interval=20)
+    errors = []
+
+    def start():
+        try:
+            external.start()
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    assert wait_until(lambda: external._probes_in_flight, 10)  # a probe is connecting
+    time.sleep(0.2)
+    assert external._probes_in_flight and external.status().health["probes"] == 0
+    began = time.monotonic()
+    external.stop()
+    starter.join(10)
+    assert not starter.is_alive()
+    assert time.monotonic() - began < 3  # not the 20 s the connect would wait
+    assert errors and isinstance(errors[0], UnknownHostError)
+
+
 def test_development_mode_prints_each_line_once_when_the_root_logger_has_a_console(capsys):
     import sys
 
