@@ -41,6 +41,7 @@ __all__ = ["FlaskHost", "HostEvent"]
 log = logging.getLogger("pyhost")
 
 _ACTIVE = (HostState.STARTING, HostState.READY, HostState.UNHEALTHY, HostState.RESTARTING)
+_MIN_PROBE_TIMEOUT = 0.1  # a loopback answer within the health-check budget's last moment
 
 
 class HostEvent:
@@ -478,7 +479,14 @@ class FlaskHost(Supervision):
         retrying = health_probe_retrying(
             config, abort=lambda: abort.is_set() or self._stopping.is_set(),
             sleep=abort.wait, before_sleep=before_sleep)
-        result: ProbeResult = retrying(self._probe_once, url, timeout)
+        deadline = time.monotonic() + config.health_check_timeout
+
+        def probe_within_budget() -> ProbeResult:
+            # The last probe gets what is left of health_check_timeout, not a full timeout.
+            left = deadline - time.monotonic()
+            return self._probe_once(url, max(_MIN_PROBE_TIMEOUT, min(timeout, left)))
+
+        result: ProbeResult = retrying(probe_within_budget)
         if result.ok:
             return result
         if self._stopping.is_set():

@@ -36,11 +36,11 @@ def health_probe_retrying(
             | tenacity.stop_after_delay(config.health_check_timeout)
             | _stop_when(abort)
         ),
-        wait=tenacity.wait_exponential(
+        wait=_wait_within(tenacity.wait_exponential(
             multiplier=config.health_check_interval,
             exp_base=config.health_check_backoff,
             max=config.health_check_max_interval,
-        ),
+        ), config.health_check_timeout),
         retry=tenacity.retry_if_result(lambda result: not result.ok),
         before_sleep=before_sleep,
         retry_error_callback=_last_result,
@@ -70,6 +70,22 @@ def restart_wait(config: HostConfig) -> tenacity.wait.wait_base:
     """``restart_delay × 2^(n-1)`` before the n-th consecutive restart."""
     return tenacity.wait_exponential(multiplier=config.restart_delay, exp_base=2, min=0,
                                      max=float("inf"))
+
+
+class _wait_within(tenacity.wait.wait_base):
+    """``inner``'s wait, but never past ``budget`` seconds from the first attempt.
+
+    ``stop_after_delay`` is only checked between attempts: without this cap a
+    long wait could start just before the deadline and end well after it.
+    """
+
+    def __init__(self, inner: tenacity.wait.wait_base, budget: float) -> None:
+        self.inner = inner
+        self.budget = budget
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        remaining = self.budget - (retry_state.seconds_since_start or 0.0)
+        return max(0.0, min(float(self.inner(retry_state)), remaining))
 
 
 class _stop_when(tenacity.stop.stop_base):

@@ -31,6 +31,31 @@ def test_health_probe_waits_follow_the_seed_backoff():
     assert max(waits) == pytest.approx(2.0)  # capped by health_check_max_interval
 
 
+def test_health_probe_waits_never_reach_past_the_budget(monkeypatch):
+    import types
+
+    import tenacity
+
+    now = [100.0]
+    monkeypatch.setattr(tenacity, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    starts, waits = [], []
+
+    def slow_probe():  # each probe takes 0.3 s
+        starts.append(now[0] - 100.0)
+        now[0] += 0.3
+        return result(False)
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    config = HostConfig(health_check_timeout=1.0, health_check_interval=0.8)
+    assert health_probe_retrying(config, abort=lambda: False, sleep=sleep)(slow_probe).ok is False
+    # 0.8 s after the first probe would start the second at 1.1 s, past the 1.0 s budget.
+    assert waits == pytest.approx([0.7])
+    assert starts == pytest.approx([0.0, 1.0])
+
+
 def test_health_probe_first_probe_is_immediate_and_stops_on_success():
     waits = []
     answers = iter([result(False), result(False), result(True, "HTTP 200")])

@@ -210,6 +210,19 @@ def test_health_check_max_retries_bounds_the_probes(no_fd_leak):
     assert "after 3 attempts" in error.message
 
 
+def test_health_check_timeout_is_the_whole_budget_not_a_last_full_probe(no_fd_leak):
+    import time
+
+    # Every probe of /hang blocks; one probe may wait 2.9 s of the 3 s budget.
+    began = time.monotonic()
+    error, _ = start_failure("apps.slow_request:app", HealthCheckTimeout, health_path="/hang",
+                             health_check_timeout=3, health_check_max_interval=2.9,
+                             shutdown_timeout=0.5)  # the hung request delays stop()
+    # Not 6.3 s: the second probe gets what was left of the budget, not 2.9 s more.
+    assert time.monotonic() - began < 5.0
+    assert "last: Timeout" in error.message
+
+
 def test_unreachable_external_url_is_a_network_error_with_the_reason(no_fd_leak):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
