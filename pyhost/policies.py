@@ -101,9 +101,11 @@ class _stop_when(tenacity.stop.stop_base):
 class RestartBudget:
     """The circuit breaker: at most ``max_attempts`` restarts until a child stays healthy.
 
-    The counter resets only after a child has been ready for ``window``
-    seconds, so an app that crashes a second after every start gives up after
-    ``max_attempts`` restarts instead of restarting forever.
+    The counter resets only after a child has been ready and healthy for
+    ``window`` seconds, so an app that crashes (or hangs) a second after every
+    start gives up after ``max_attempts`` restarts instead of restarting
+    forever. A hung child's healthy time ends at its last passing probe, not
+    when the failed probes finally get it killed.
     """
 
     def __init__(self, max_attempts: int, window: float, wait: tenacity.wait.wait_base,
@@ -115,6 +117,7 @@ class RestartBudget:
         self.attempts = 0
         self.total = 0
         self.ready_since: Optional[float] = None
+        self.healthy_at: Optional[float] = None
         self.history: List[Tuple[float, str]] = []
 
     @classmethod
@@ -123,12 +126,25 @@ class RestartBudget:
         return cls(config.max_restart_attempts, config.restart_window, restart_wait(config), clock)
 
     def ready(self) -> None:
-        """A child became ready (healthy) now."""
-        self.ready_since = self.clock()
+        """A child became ready (healthy) now, or is healthy again after failed probes."""
+        self.ready_since = self.healthy_at = self.clock()
+
+    def healthy(self) -> None:
+        """A liveness probe of the ready child passed now."""
+        self.healthy_at = self.clock()
+
+    def unhealthy(self) -> None:
+        """The ready child stopped answering: it was healthy until its last passing probe."""
+        self._end_stretch(self.healthy_at)
 
     def not_ready(self) -> None:
-        """The ready child is gone: whether it earned a reset is decided at its exit."""
-        if self.ready_since is not None and self.clock() - self.ready_since >= self.window:
+        """The ready child is gone (it was healthy until now)."""
+        self._end_stretch(self.clock())
+
+    def _end_stretch(self, end: Optional[float]) -> None:
+        """A healthy stretch ended at ``end``: a full window of it earns a reset."""
+        since = self.ready_since
+        if since is not None and end is not None and end - since >= self.window:
             self.attempts = 0
         self.ready_since = None
 
@@ -140,7 +156,7 @@ class RestartBudget:
 
     def reset(self) -> None:
         self.attempts = 0
-        self.ready_since = None
+        self.ready_since = self.healthy_at = None
         self.history.clear()
 
     def next_attempt(self, reason: str) -> Optional[Tuple[int, float]]:

@@ -151,11 +151,14 @@ class Supervision:
             if self._state is HostState.UNHEALTHY:
                 log.info("✓ %s is healthy again", self.name)
                 self._set_state(HostState.READY)
+                self._budget.ready()  # a new healthy stretch for the circuit breaker
+            self._budget.healthy()
             self._liveness_failures = 0
             return
         self._liveness_failures += 1
         failures, limit = self._liveness_failures, self.config.liveness_failures
         if self._state is HostState.READY:
+            self._budget.unhealthy()  # a hang is not healthy time toward restart_window
             self._set_state(HostState.UNHEALTHY)
             self._emit("unhealthy", reason=result.reason)
         log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)", self.name,

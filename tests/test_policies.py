@@ -126,6 +126,34 @@ def test_restart_counter_resets_after_a_healthy_window():
     assert budget.total == 3
 
 
+def test_time_spent_hung_does_not_count_toward_the_window():
+    clock = FakeClock()
+    budget = RestartBudget(1, 60, restart_wait(HostConfig(restart_delay=1)), clock)
+    for _ in range(2):  # twice: ready, probes pass for 20 s, then it hangs
+        assert budget.next_attempt("HEALTH_CHECK_TIMEOUT") == (1, 1.0)
+        budget.ready()
+        clock.now += 20
+        budget.healthy()
+        clock.now += 10
+        budget.unhealthy()  # the first failed probe
+        clock.now += 40  # failed probes until the limit: killed 70 s after ready
+        assert budget.next_attempt("HEALTH_CHECK_TIMEOUT") is None  # 20 s healthy < 60 s
+        budget.reset()
+
+
+def test_a_healthy_window_before_a_hang_still_resets_the_counter():
+    clock = FakeClock()
+    budget = RestartBudget(1, 60, restart_wait(HostConfig(restart_delay=1)), clock)
+    assert budget.next_attempt("x") == (1, 1.0)
+    budget.ready()
+    clock.now += 61
+    budget.healthy()
+    budget.unhealthy()
+    budget.ready()  # answered again: a new stretch begins
+    clock.now += 5
+    assert budget.next_attempt("x") == (1, 1.0)
+
+
 def test_zero_restart_attempts_gives_up_at_once():
     budget = RestartBudget(0, 60, restart_wait(HostConfig()), FakeClock())
     assert budget.next_attempt("x") is None

@@ -164,6 +164,24 @@ def test_hung_app_is_detected_and_restarted():
         assert host.status().health_failures >= 2
 
 
+def test_an_app_that_hangs_after_every_start_opens_the_circuit():
+    # Healthy for ~0.5 s per start, killed ~1.6 s after ready (one probe waits 1 s):
+    # only the healthy part counts toward restart_window, so it never earns a reset.
+    events = Events()
+    host = FlaskHost("apps.sup_hangs_soon:app", liveness_interval=0.2, liveness_failures=1,
+                     restart_delay=0, max_restart_attempts=1, restart_window=1.2,
+                     on_event=events, **FAST)
+    try:
+        host.start()
+        assert events.wait_for("gave_up"), events.names
+        assert events.names.count("restarted") == 1
+        assert host.state is HostState.FAILED
+        assert "circuit open" in host.last_error.message
+        assert host.status().total_restarts == 1
+    finally:
+        host.stop()
+
+
 def test_stop_during_backoff_wait_returns_promptly():
     events = Events()
     host = FlaskHost("apps.hello:app", restart_delay=30, on_event=events, **FAST)
