@@ -154,6 +154,8 @@ class FlaskHost(Supervision):
                     "start() of %s was interrupted by stop()" % self.name) from None
             except HostError as exc:
                 self._fail(exc, "Failed to start %s" % self.name)
+                if exc.details.get("gave_up"):  # startup deaths used up the restart budget
+                    self._emit("gave_up", exc)
                 raise
             except BaseException:
                 self.stop()

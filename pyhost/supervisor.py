@@ -89,7 +89,7 @@ class Supervision:
                 self._set_state(HostState.RESTARTING)
                 log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
                             number, self.config.max_restart_attempts, self.name, delay)
-                self._emit("restarting", attempt=number, delay=delay)
+                self._emit("restarting", error, attempt=number, delay=delay)
                 if self._stopping.wait(delay):
                     raise _Stopped()
             try:
@@ -198,7 +198,9 @@ class Supervision:
         except _Stopped:
             return
         except HostError as final:
+            # The budget is spent, or the new child failed in a way a retry cannot fix.
             self._fail(final, "%s is down" % self.name)
+            self._emit("gave_up", final)
 
     def _gave_up(self, error: HostError) -> HostError:
         entries = self._budget.history
@@ -212,7 +214,6 @@ class Supervision:
             exit_code=error.exit_code, signal=error.signal, missing_module=error.missing_module,
             port=error.port, details=dict(error.details, history=history, gave_up=True),
         )
-        self._emit("gave_up", gave_up)
         return gave_up
 
 

@@ -115,6 +115,8 @@ def test_transient_startup_crash_recovers(tmp_path):
         assert get(host.url + "/") == "started after 2 failures"
         assert host.status().total_restarts == 2
         assert events.names.count("restarting") == 2
+        restarting = [e for e in events.events if e.name == "restarting"]
+        assert [e.error.exit_code for e in restarting] == [1, 1]  # what it restarts from
         assert any("flaky: start 2 fails" in line for line in host.logs(100))
         lines = host.logs(100)
         marks = [i for i, line in enumerate(lines) if "output of a new app process" in line]
@@ -146,6 +148,23 @@ def test_deterministic_error_is_not_retried(tmp_path):
     assert events.names.count("started") == 1
     assert "restarting" not in events.names
     assert host.status().total_restarts == 0
+
+
+def test_a_restart_that_hits_a_deterministic_error_ends_with_gave_up(tmp_path):
+    app = tmp_path / "turns_broken.py"
+    app.write_text("from flask import Flask\napp = Flask(__name__)\n")
+    events = Events()
+    with FlaskHost(str(app) + ":app", restart_delay=0, on_event=events, **FAST) as host:
+        # A deploy breaks the app while it runs; then it crashes.
+        app.write_text("import pyhost_no_such_module_xyz\n" + app.read_text())
+        os.kill(host.pid, signal.SIGKILL)
+        assert events.wait_for("gave_up"), events.names  # listeners are told it is over
+        assert events.names[-4:] == ["crashed", "restarting", "started", "gave_up"]
+        final = events.events[-1].error
+        assert isinstance(final, DependencyError) and final is host.last_error
+        assert final.missing_module == "pyhost_no_such_module_xyz"
+        assert host.state is HostState.FAILED
+        assert events.names.count("restarting") == 1  # not retried
 
 
 def test_hung_app_is_detected_and_restarted():
