@@ -163,14 +163,21 @@ class Supervision:
             self._emit("unhealthy", reason=result.reason)
         log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)", self.name,
                     result.reason, failures, limit)
-        if failures < limit or self.config.external_url:
+        if failures < limit:
             return
+        external = self.config.external_url
         error = make_error(
             ErrorType.HEALTH_CHECK_TIMEOUT,
-            "%s stopped answering: %d liveness probes failed in a row (last: %s); "
-            "the app is hung" % (self.name, failures, result.reason),
+            "%s stopped answering: %d liveness probes failed in a row (last: %s); %s"
+            % (self.name, failures, result.reason,
+               "not restarted (external_url)" if external else "the app is hung"),
             stderr_tail=self._output.tail(), details={"phase": "liveness", "pid": self.pid},
         )
+        if external:
+            if failures == limit:  # status() says why it is UNHEALTHY; nothing to restart
+                self._last_error = error
+                log.error("❌ %s", error.message)
+            return
         if child is not None:
             child.abort.set()
             child.signal("kill")

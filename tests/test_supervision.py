@@ -253,6 +253,11 @@ def test_external_url_mode_probes_without_a_process():
             assert events.wait_for("unhealthy", timeout=10)
             assert external.state is HostState.UNHEALTHY
             assert "restarting" not in events.names
+            # At the limit, status says why it is unhealthy (nothing to restart).
+            assert wait_until(lambda: external.last_error is not None, 10)
+            assert external.last_error.type is ErrorType.HEALTH_CHECK_TIMEOUT
+            assert "not restarted (external_url)" in external.last_error.message
+            assert "Connection refused" in external.status().to_dict()["last_error"]["message"]
 
 
 def test_external_url_unreachable_is_a_network_error():
