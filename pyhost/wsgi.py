@@ -21,7 +21,7 @@ import json
 import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 from werkzeug.http import parse_set_header
 from werkzeug.middleware.http_proxy import ProxyMiddleware
@@ -150,10 +150,14 @@ class ProxyApp:
 
     def _path(self, environ: Environ) -> str:
         # PATH_INFO is decoded bytes in a latin-1 str; ProxyMiddleware quotes a
-        # str as UTF-8 and leaves "%" alone. Quote the original bytes here
-        # ("%" included) so /caf%C3%A9 and /a%25b arrive as they were sent.
-        raw = (self.prefix + (environ.get("PATH_INFO") or "/")).encode("latin-1")
-        return quote(raw, safe="/!$&'()*+,:;=@")
+        # str as UTF-8 and leaves "%" alone. Forward the client's own encoding
+        # when the server kept it (org%2Fmodel must not become org/model), else
+        # quote the decoded bytes ("%" included) so /a%25b arrives as sent.
+        prefix = quote(self.prefix.encode("latin-1"), safe=_PATH_SAFE)
+        raw = _raw_path_info(environ)
+        if raw is not None:
+            return prefix + (quote(raw.encode("latin-1"), safe=_PATH_SAFE + "%") or "/")
+        return prefix + quote((environ.get("PATH_INFO") or "/").encode("latin-1"), safe=_PATH_SAFE)
 
     @staticmethod
     def _forwarded_environ(environ: Environ) -> Environ:
@@ -202,6 +206,36 @@ class ProxyApp:
         environ["CONTENT_LENGTH"] = str(size)
         environ.pop("wsgi.input_terminated", None)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
+_PATH_SAFE = "/!$&'()*+,:;=@"
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _raw_path_info(environ: Environ) -> Optional[str]:
+    """PATH_INFO as the client encoded it, from the raw request target.
+
+    Werkzeug's server and gunicorn keep it in ``RAW_URI`` (others in
+    ``REQUEST_URI``). The part that decodes to SCRIPT_NAME (the mount point)
+    is cut off; None when the raw target does not decode to SCRIPT_NAME +
+    PATH_INFO (a middleware rewrote the path: use the decoded one).
+    """
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        return None
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith("/"):  # absolute-form: http://host/path
+        raw = "/" + raw.split("://", 1)[-1].partition("/")[2]
+    script = (environ.get("SCRIPT_NAME") or "").encode("latin-1")
+    path_info = (environ.get("PATH_INFO") or "").encode("latin-1")
+    at, decoded = 0, 0
+    while decoded < len(script) and at < len(raw):
+        escaped = raw[at] == "%" and set(raw[at + 1:at + 3]) <= _HEX and len(raw) >= at + 3
+        at += 3 if escaped else 1
+        decoded += 1
+    if unquote_to_bytes(raw[:at]) != script or unquote_to_bytes(raw[at:]) != path_info:
+        return None
+    return raw[at:]
 
 
 def _filter_headers(start_response: StartResponse) -> StartResponse:

@@ -176,6 +176,11 @@ def test_mount_prefix_paths_query_and_forwarded_headers():
         assert answer["path"] == "/echo/café/a%b"
         assert answer["raw_path"] == "/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20"
         assert answer["args"] == {"x": ["1", "2"], "y": [" "]}
+        # Escapes of characters that need none stay as the client wrote them.
+        answer = json.loads(raw_get(address, "/api/deepfake/echo/org%2Fmodel/a%40b%3Dc;%7E")[2])
+        assert answer["raw_path"] == "/echo/org%2Fmodel/a%40b%3Dc;%7E"
+        answer = json.loads(raw_get(address, "/api/%64eepfake/echo/x%2Fy")[2])  # mount escaped
+        assert answer["raw_path"] == "/echo/x%2Fy"
         headers = answer["headers"]
         assert headers["Host"] == address  # the client's Host, not the child's
         assert headers["X-Forwarded-Prefix"] == "/api/deepfake"
@@ -192,6 +197,18 @@ def test_mount_prefix_paths_query_and_forwarded_headers():
         answer = json.loads(raw_get(address, "/full/more")[2])
         assert answer["path"] == "/echo/more"
         assert answer["headers"]["X-Forwarded-Prefix"] == "/full"
+
+
+def test_a_path_rewritten_by_a_middleware_is_forwarded_as_rewritten():
+    from pyhost.wsgi import _raw_path_info
+
+    environ = {"RAW_URI": "/api/org%2Fm?q=1", "SCRIPT_NAME": "/api", "PATH_INFO": "/org/m"}
+    assert _raw_path_info(environ) == "/org%2Fm"
+    environ["PATH_INFO"] = "/v2/org/m"  # not what the client sent: the decoded path is used
+    assert _raw_path_info(environ) is None
+    assert _raw_path_info({"SCRIPT_NAME": "", "PATH_INFO": "/x"}) is None  # no raw target kept
+    absolute = {"REQUEST_URI": "http://h:1/a%2Fb", "SCRIPT_NAME": "", "PATH_INFO": "/a/b"}
+    assert _raw_path_info(absolute) == "/a%2Fb"
 
 
 def test_the_guard_follows_the_host_to_a_new_port():
