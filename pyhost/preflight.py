@@ -211,7 +211,7 @@ def dependency_error(executable: str, problems: List[Dict[str, Any]],
     if "werkzeug" in names and "werkzeug" not in [i["module"] for i in broken]:
         parts.append("(the pyhost child serves the app with Werkzeug, so that interpreter "
                      "needs it too)")
-    details = {"missing_modules": names or [item["module"] for item in broken],
+    details = {"missing_modules": names, "broken_modules": [item["module"] for item in broken],
                "python": executable, "checked": list(checked), "phase": "preflight",
                "errors": [item["error"] for item in problems]}
     return make_error(

@@ -6,6 +6,7 @@ so the first thing a user reads is what to do, not what to search for.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -128,10 +129,13 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     port: Optional[int] = fields.get("port")
     python = _python_label(details)
     if error_type is ErrorType.PYTHON_NOT_FOUND:
+        given = details.get("python") or "(python=)"
         return [
-            "Check the interpreter path: %s" % (details.get("python") or "(python=)"),
-            "Install Python 3.9+ (https://www.python.org/downloads/) or create the venv: "
+            "Check the interpreter path: %s" % given,
+            "Install Python 3.9+ from https://www.python.org/downloads/ or create the venv: "
             "python3 -m venv .venv",
+            "Ensure Python is on your PATH (which %s) and restart your terminal/IDE after "
+            "installing it" % os.path.basename(given),
             "Use the venv's interpreter, e.g. python='.venv/bin/python', or leave python=None "
             "to use this interpreter",
             "Verify it runs: %s --version" % (details.get("python") or "<path>"),
@@ -139,7 +143,12 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     if error_type is ErrorType.DEPENDENCY_ERROR:
         missing = fields.get("missing_module") or details.get("missing_modules")
         modules = missing if isinstance(missing, list) else [missing] if missing else []
+        broken = details.get("broken_modules") or []
+        modules = [m for m in modules if m not in broken]
         steps = []
+        for module in broken:  # installed, but its import raises: installing is not the fix
+            steps.append("%s is installed but fails on import; see why: %s -c 'import %s'"
+                         % (module, python, module))
         if modules:
             steps.append(
                 "Install the missing package%s: %s -m pip install %s"

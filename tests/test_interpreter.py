@@ -140,13 +140,17 @@ def test_a_missing_interpreter_is_python_not_found_with_the_seeds_steps(tmp_path
     steps = "\n".join(error.troubleshooting)
     # The seed's steps: install Python, put it on PATH, verify with --version.
     assert "https://www.python.org/downloads/" in steps
+    assert "Ensure Python is on your PATH (which python)" in steps
+    assert "restart your terminal/IDE" in steps
     assert "--version" in steps
     assert missing in steps
     assert error.to_dict()["type"] == "PYTHON_NOT_FOUND"
 
 
 def test_an_interpreter_name_not_on_path_is_python_not_found():
-    _assert_python_not_found("python-that-does-not-exist-9.9", "python-that-does-not-exist-9.9")
+    error = _assert_python_not_found("python-that-does-not-exist-9.9",
+                                     "python-that-does-not-exist-9.9")
+    assert any("PATH (which python-that-does-not-exist-9.9)" in s for s in error.troubleshooting)
 
 
 def test_a_venv_directory_instead_of_its_interpreter_says_which_file_to_pass(second_venv):

@@ -86,6 +86,10 @@ def test_a_module_that_raises_on_import_is_reported_as_broken_not_missing(tmp_pa
     assert "broken_on_import is installed but raised on import" in message
     assert "RuntimeError: no GPU found" in message
     assert "pip install" not in message
+    steps = raised.value.troubleshooting
+    assert steps[0].startswith("broken_on_import is installed but fails on import; see why: ")
+    assert steps[0].endswith(" -c 'import broken_on_import'")
+    assert not any("Install the missing package" in step for step in steps)
 
 
 def test_a_module_that_hangs_on_import_is_named_not_blamed_on_python(tmp_path):
