@@ -506,16 +506,22 @@ def load_app(target):
 
 def _unship(target):
     payload = target["payload"]
+    mismatch = ""
     try:
         if target.get("format") == "cloudpickle":
-            import cloudpickle  # noqa: F401 - registers nothing, but must be importable
+            import cloudpickle
 
+            theirs, ours = target.get("cloudpickle"), getattr(cloudpickle, "__version__", None)
+            if theirs and ours and theirs != ours:
+                mismatch = (" (pickled with cloudpickle %s, this interpreter has %s: "
+                            "%s -m pip install cloudpickle==%s)"
+                            % (theirs, ours, sys.executable, theirs))
         return pickle.loads(payload)
     except ModuleNotFoundError:
         raise
     except Exception as exc:
-        raise ShipError("could not rebuild %s in the child: %s: %s"
-                        % (target["label"], type(exc).__name__, exc)) from exc
+        raise ShipError("could not rebuild %s in the child: %s: %s%s"
+                        % (target["label"], type(exc).__name__, exc, mismatch)) from exc
 
 
 def _import_target_module(target):

@@ -209,4 +209,5 @@ def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
             details={"target": label, "unpicklable": culprit},
         ) from exc
     return {"kind": "callable", "module": module, "payload": payload,
-            "format": "cloudpickle", "label": label}
+            "format": "cloudpickle", "label": label,
+            "cloudpickle": getattr(cloudpickle, "__version__", None)}

@@ -260,3 +260,25 @@ def test_app_objects_are_hosted():
     with _host(hello.app) as host:
         assert requests.get(host.url + "/pid", timeout=5).text == str(host.pid)
         assert host.pid != os.getpid()
+
+
+def test_a_function_pickled_with_another_cloudpickle_names_the_version_to_install():
+    import cloudpickle
+
+    from pyhost.errors import ErrorType
+    from pyhost.troubleshooting import steps_for
+
+    def factory():
+        return None
+
+    target = parse_target(factory, by_value=True)
+    assert target["cloudpickle"] == cloudpickle.__version__
+    # As if the parent had another cloudpickle whose pickle this one cannot read.
+    target = dict(target, cloudpickle="0.0.1", payload=target["payload"][:-5])
+    with pytest.raises(_child.ShipError) as raised:
+        _child._unship(target)
+    message = str(raised.value)
+    assert "pickled with cloudpickle 0.0.1, this interpreter has %s" % cloudpickle.__version__ \
+        in message
+    steps = steps_for(ErrorType.PROCESS_SPAWN_ERROR, message=message)
+    assert steps[0].endswith(" -m pip install cloudpickle==0.0.1")
