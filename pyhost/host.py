@@ -8,6 +8,7 @@ same code under the restart budget.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import queue
@@ -413,6 +414,10 @@ class FlaskHost(Supervision):
         if self.config.python:
             # The pip/reproduce lines must name the child's interpreter, not this one.
             details.setdefault("python", self.config.python)
+            if record.get("type") == ErrorType.SCRIPT_NOT_FOUND.value:
+                found = _importable_here(child.spec["target"], str(record.get("message")))
+                if found:  # e.g. a notebook's sys.path.append("../src"), which python= lacks
+                    details["importable_here"] = found
         extra: Dict[str, Any] = {"stderr_tail": self._output.tail(), "exit_code": child.exitcode}
         if record.get("type") == ErrorType.PORT_IN_USE.value:
             holder = registry.describe_holder(self, record.get("port"))
@@ -572,3 +577,25 @@ def _short_name(label: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return text
+
+
+def _importable_here(target: Dict[str, Any], message: str) -> Optional[str]:
+    """The sys.path entry this process imports ``target``'s module from, if any.
+
+    Asked when the child reported the module's top-level package missing. Only
+    the top-level name is looked up (nothing is imported): a child under
+    ``python=`` has its own sys.path, without entries this process added.
+    """
+    if target.get("kind") != "module" or not target.get("module"):
+        return None
+    top = str(target["module"]).split(".")[0]
+    if "no module named '%s'" % top not in message.lower():
+        return None
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not os.path.isabs(spec.origin):
+        return None
+    origin = os.path.dirname(spec.origin)
+    return os.path.dirname(origin) if spec.submodule_search_locations else origin

@@ -176,7 +176,11 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         ]
         return steps
     if error_type is ErrorType.SCRIPT_NOT_FOUND:
-        return [
+        here = details.get("importable_here")
+        first = [
+            "This process imports it from %s (its sys.path), but the python= interpreter has its "
+            "own sys.path: pass env={'PYTHONPATH': %r}" % (here, here)] if here else []
+        return first + [
             "Check the target %s: 'package.module:attr', 'path/to/app.py:app' or 'module'"
             % (repr(details["target"]) if details.get("target") else ""),
             "Run from the project directory, or make the package importable "

@@ -17,7 +17,14 @@ import pytest
 import requests
 from conftest import TESTS, wait_until
 
-from pyhost import DependencyError, FlaskHost, HostState, PythonNotFound, SpawnError
+from pyhost import (
+    AppNotFound,
+    DependencyError,
+    FlaskHost,
+    HostState,
+    PythonNotFound,
+    SpawnError,
+)
 from pyhost.config import HostConfig
 from pyhost.preflight import _MARK, MIN_CHILD_VERSION, run_preflight
 
@@ -101,6 +108,18 @@ def test_a_crashed_child_under_another_interpreter_is_restarted_there(second_ven
         info = requests.get(host.url + "/", timeout=10).json()
         assert info["pid"] != first
         assert info["prefix"] == second_venv.prefix
+
+
+def test_a_module_only_this_process_can_import_says_to_pass_its_path(second_venv):
+    # tests/ is on this process's sys.path (conftest), not on the other interpreter's.
+    host = FlaskHost("apps.interp_app:app", port=0, python=second_venv.python)
+    with pytest.raises(AppNotFound) as raised:
+        host.start()
+    assert raised.value.troubleshooting[0].endswith("pass env={'PYTHONPATH': %r}" % TESTS)
+    # ... which is then enough.
+    with FlaskHost("apps.interp_app:app", port=0, python=second_venv.python,
+                   env={"PYTHONPATH": TESTS}) as host:
+        assert requests.get(host.url + "/", timeout=10).json()["prefix"] == second_venv.prefix
 
 
 def test_requires_are_imported_with_the_chosen_interpreter(second_venv):
