@@ -159,6 +159,10 @@ class RestartBudget:
         self.ready_since = self.healthy_at = None
         self.history.clear()
 
+    def restarting(self) -> None:
+        """A restart's child is launched now (one stopped during its backoff never is)."""
+        self.total += 1
+
     def next_attempt(self, reason: str) -> Optional[Tuple[int, float]]:
         """``(n, delay)`` for the next restart, or None when the budget is spent."""
         self.not_ready()
@@ -166,7 +170,6 @@ class RestartBudget:
         if self.attempts >= self.max_attempts:
             return None
         self.attempts += 1
-        self.total += 1
         state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = self.attempts
         return self.attempts, float(self.wait(state))

@@ -92,6 +92,7 @@ class Supervision:
                 self._emit("restarting", error, attempt=number, delay=delay)
                 if self._stopping.wait(delay):
                     raise _Stopped()
+                self._budget.restarting()
             try:
                 self._launch()
             except HostError as exc:

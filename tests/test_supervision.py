@@ -213,6 +213,7 @@ def test_stop_during_backoff_wait_returns_promptly():
     assert time.monotonic() - started < 10  # not the 30 s backoff
     assert host.state is HostState.STOPPED
     assert events.names.count("started") == 1
+    assert host.status().total_restarts == 0  # the restart never happened
 
 
 def test_restart_resets_the_budget_and_keeps_the_port():
