@@ -13,6 +13,7 @@ latency histogram and the error counts are fed as things happen, by a
 from __future__ import annotations
 
 import bisect
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
@@ -103,8 +104,10 @@ class HostCollector:
         app = [host.name]
 
         info = InfoMetricFamily("pyhost_app", "The hosted app", labels=["app"])
+        # The child's interpreter: python=, else this one (none for an external_url).
+        python = host.config.python or ("" if host.config.external_url else sys.executable)
         info.add_metric(app, {"target": status.target, "url": status.url or "",
-                              "python": host.config.python or ""})
+                              "python": python})
         yield info
 
         running = status.pid is not None or (

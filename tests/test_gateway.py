@@ -334,6 +334,8 @@ def test_health_is_200_with_the_status_when_ready_and_metrics_parse():
                 "pyhost_restarts", "pyhost_restart_attempts", "pyhost_errors",
                 "pyhost_health_probes", "pyhost_health_probe_latency_seconds",
                 "pyhost_app_info"} <= set(families)
+        info = families["pyhost_app_info"].samples[0].labels
+        assert info["python"] == sys.executable and info["url"] == host.url
         assert families["pyhost_restarts"].type == "counter"
         assert families["pyhost_health_probe_latency_seconds"].type == "histogram"
         metrics = metrics_of(response.get_data(as_text=True))
