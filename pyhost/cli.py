@@ -374,12 +374,16 @@ class Check:
 _BIND_ERRORS = ("PORT_IN_USE", "NETWORK_ERROR")
 
 
-def run_checks(target: str, config: Any) -> List[Check]:
-    """Interpreter, modules, app import, port and HTTP, as ``Check`` items."""
+def run_checks(target: str, config: Any, checks: Optional[List[Check]] = None) -> List[Check]:
+    """Interpreter, modules, app import, port and HTTP, as ``Check`` items.
+
+    Each result is appended to ``checks`` as it is known, so a caller
+    interrupted by Ctrl+C still has the ones that finished.
+    """
     from .errors import HostError
     from .preflight import check_environment, child_environment, dependency_error, resolve_python
 
-    checks: List[Check] = []
+    checks = [] if checks is None else checks
     try:
         # The same probe as the host's pre-flight, with the app process's environment.
         report = check_environment(config.python, config.requires,
@@ -390,8 +394,9 @@ def run_checks(target: str, config: Any) -> List[Check]:
             checks.append(Check("module", False, exc.message, exc))
         else:
             checks.append(Check("python", False, exc.message, exc))
-        return checks + [Check(name, None, "not checked: the interpreter check failed")
-                         for name in ("import", "port", "http")]
+        checks.extend(Check(name, None, "not checked: the interpreter check failed")
+                      for name in ("import", "port", "http"))
+        return checks
     checks.append(Check("python", True, "%s (Python %s)" % (
         report["executable"], ".".join(map(str, report["version"])))))
     missing = {item["module"]: item for item in report["missing"]}
@@ -415,13 +420,13 @@ def run_checks(target: str, config: Any) -> List[Check]:
         if again is not None and again.type.value in _BIND_ERRORS:
             # The app process binds before it imports the app, so this attempt
             # never got to the import: an unusable address fails on any port.
-            checks += [Check("import", None, "not checked: no port could be bound either (%s)"
-                             % again.message),
-                       Check("http", None, "not checked: the app process could not bind")]
+            checks.extend([Check("import", None, "not checked: no port could be bound either "
+                                 "(%s)" % again.message),
+                           Check("http", None, "not checked: the app process could not bind")])
         else:
-            checks += _import_and_http(second, config)
+            checks.extend(_import_and_http(second, config))
         return _ordered(checks)
-    checks += _import_and_http(first, config)
+    checks.extend(_import_and_http(first, config))
     error = first["error"]
     address = "%s:%s" % (config.host, config.port)
     if error is None:
@@ -487,11 +492,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     # (and Python's last-resort handler) off the terminal.
     logging.getLogger("pyhost").addHandler(logging.NullHandler())
     logging.getLogger("pyhost").propagate = False
-    checks = run_checks(args.target, config)
+    checks: List[Check] = []
+    interrupted = False
+    try:
+        checks = run_checks(args.target, config, checks)
+    except KeyboardInterrupt:  # show what finished before Ctrl+C
+        interrupted, checks = True, _ordered(checks)
     failed = [check for check in checks if check.ok is False]
-    code = exit_code_for(failed[0].error) if failed else EXIT_OK
+    code = 130 if interrupted else exit_code_for(failed[0].error) if failed else EXIT_OK
     if args.json:
-        print(json.dumps({"target": args.target, "ok": not failed, "exit_code": code,
+        print(json.dumps({"target": args.target, "ok": not failed and not interrupted,
+                          "exit_code": code, "interrupted": interrupted,
                           "checks": [check.to_dict() for check in checks]}, indent=2))
         return code
     labels = {"python": "Python", "module": "Module", "import": "App import",
@@ -505,7 +516,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 _say("      %d. %s" % (number, step), out)
             for line in check.error.stderr_tail[-5:]:
                 _say("      | %s" % line, out)
-    if failed:
+    if interrupted:
+        _say("– Interrupted (Ctrl+C): the checks above finished, the rest did not run", out)
+    elif failed:
         _say("❌ %s would not start: %s (exit code %d)"
              % (args.target, failed[0].error.type.value, code), out)
     else:

@@ -288,6 +288,20 @@ def test_check_names_the_missing_dependency_and_exits_5(tmp_path):
     assert err == ""  # the library's log records stay off the terminal
 
 
+def test_ctrl_c_during_check_shows_the_checks_that_finished(tmp_path, launch):
+    marker = tmp_path / "importing"
+    (tmp_path / "slowapp.py").write_text(
+        "import pathlib, time\npathlib.Path(%r).write_text('now')\ntime.sleep(120)\n"
+        "from flask import Flask\napp = Flask(__name__)\n" % str(marker))
+    cli = launch("check", "slowapp:app", "--startup-timeout", "120", cwd=tmp_path)
+    assert wait_until(marker.exists, timeout=30), "the app import never began"
+    os.killpg(cli.proc.pid, signal.SIGINT)
+    assert cli.finish() == 130, cli.output
+    assert re.search(r"^✓ Python ", cli.output, re.M), cli.output  # finished before Ctrl+C
+    assert "Interrupted (Ctrl+C)" in cli.output
+    assert "would start" not in cli.output and "Traceback" not in cli.output
+
+
 def test_check_json_reports_a_taken_port_but_still_checks_the_import(app_dir):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
