@@ -56,6 +56,8 @@ class NotWSGI(Exception):
 class ShipError(Exception):
     """A by-value callable could not be rebuilt in the child."""
 
+    details: dict = {}  # e.g. the cloudpickle versions when they differ
+
 
 # --------------------------------------------------------------------------
 # Entry points (child side)
@@ -506,22 +508,25 @@ def load_app(target):
 
 def _unship(target):
     payload = target["payload"]
-    mismatch = ""
+    details = {}
     try:
         if target.get("format") == "cloudpickle":
             import cloudpickle
 
             theirs, ours = target.get("cloudpickle"), getattr(cloudpickle, "__version__", None)
             if theirs and ours and theirs != ours:
-                mismatch = (" (pickled with cloudpickle %s, this interpreter has %s: "
-                            "%s -m pip install cloudpickle==%s)"
-                            % (theirs, ours, sys.executable, theirs))
+                details = {"cloudpickle_parent": theirs, "cloudpickle_child": ours,
+                           "pin": "%s -m pip install cloudpickle==%s" % (sys.executable, theirs)}
         return pickle.loads(payload)
     except ModuleNotFoundError:
         raise
     except Exception as exc:
-        raise ShipError("could not rebuild %s in the child: %s: %s%s"
-                        % (target["label"], type(exc).__name__, exc, mismatch)) from exc
+        mismatch = (" (pickled with cloudpickle %(cloudpickle_parent)s, this interpreter has "
+                    "%(cloudpickle_child)s: %(pin)s)" % details) if details else ""
+        error = ShipError("could not rebuild %s in the child: %s: %s%s"
+                          % (target["label"], type(exc).__name__, exc, mismatch))
+        error.details = details
+        raise error from exc
 
 
 def _import_target_module(target):
@@ -714,7 +719,7 @@ def classify_load_error(exc, target):
     if isinstance(exc, TargetNotFound):
         return _record(SCRIPT_NOT_FOUND, "App not found: %s" % exc, None, target=label)
     if isinstance(exc, ShipError):
-        return _record(PROCESS_SPAWN_ERROR, str(exc), exc, target=label)
+        return _record(PROCESS_SPAWN_ERROR, str(exc), exc, target=label, **exc.details)
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         missing = exc.name
         if own and (own == missing or own.startswith(missing + ".")):

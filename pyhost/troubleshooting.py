@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -202,9 +201,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         return steps
     if error_type is ErrorType.PROCESS_SPAWN_ERROR:
         steps = []
-        pin = re.search(r"(\S+ -m pip install cloudpickle==\S+)\)", message)
-        if pin:  # python= with another cloudpickle: the same version on both sides
-            return ["Install the parent's cloudpickle version there: %s" % pin.group(1),
+        if details.get("pin"):  # python= with another cloudpickle: the same version on both sides
+            return ["Install the parent's cloudpickle version there: %s" % details["pin"],
                     "Or move the factory into a module and pass 'module:factory()'"]
         if "bootstrapping phase" in message or "before pyhost's code ran" in message:
             # multiprocessing's own RuntimeError: a script started a host at import time.

@@ -265,8 +265,7 @@ def test_app_objects_are_hosted():
 def test_a_function_pickled_with_another_cloudpickle_names_the_version_to_install():
     import cloudpickle
 
-    from pyhost.errors import ErrorType
-    from pyhost.troubleshooting import steps_for
+    from pyhost.errors import error_from_record
 
     def factory():
         return None
@@ -277,8 +276,10 @@ def test_a_function_pickled_with_another_cloudpickle_names_the_version_to_instal
     target = dict(target, cloudpickle="0.0.1", payload=target["payload"][:-5])
     with pytest.raises(_child.ShipError) as raised:
         _child._unship(target)
-    message = str(raised.value)
+    # What the child reports, rebuilt as the parent does.
+    error = error_from_record(_child.classify_load_error(raised.value, target))
+    message = error.message
     assert "pickled with cloudpickle 0.0.1, this interpreter has %s" % cloudpickle.__version__ \
         in message
-    steps = steps_for(ErrorType.PROCESS_SPAWN_ERROR, message=message)
+    steps = error.troubleshooting
     assert steps[0].endswith(" -m pip install cloudpickle==0.0.1")
