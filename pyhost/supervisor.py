@@ -164,9 +164,9 @@ class Supervision:
             self._emit("unhealthy", reason=result.reason)
         log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)", self.name,
                     result.reason, failures, limit)
-        if failures < limit:
-            return
         external = self.config.external_url
+        if failures < limit or (external and failures > limit):
+            return  # an external_url's error is recorded once, at the limit
         error = make_error(
             ErrorType.HEALTH_CHECK_TIMEOUT,
             "%s stopped answering: %d liveness probes failed in a row (last: %s); %s"
@@ -174,10 +174,9 @@ class Supervision:
                "not restarted (external_url)" if external else "the app is hung"),
             stderr_tail=self._output.tail(), details={"phase": "liveness", "pid": self.pid},
         )
-        if external:
-            if failures == limit:  # status() says why it is UNHEALTHY; nothing to restart
-                self._last_error = error
-                log.error("❌ %s", error.message)
+        if external:  # status() says why it is UNHEALTHY; there is nothing to restart
+            self._last_error = error
+            log.error("❌ %s", error.message)
             return
         if child is not None:
             child.abort.set()
