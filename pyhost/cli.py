@@ -21,6 +21,7 @@ __all__ = ["main", "EXIT_CODES", "exit_code_for"]
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug in pyhost: Python prints the traceback
 EXIT_USAGE = 2  # bad options, config values or target (argparse's own code)
+EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT (128 + 2)
 
 #: Exit code per ErrorType (documented in ``pyhost --help`` and the README).
 EXIT_CODES: Dict[str, int] = {
@@ -41,7 +42,7 @@ _EXIT_TABLE = "\n".join(
      "  1   internal error in pyhost (with a Python traceback)",
      "  2   bad command line, configuration value or target"]
     + ["  %-3d %s" % (code, name) for name, code in EXIT_CODES.items()]
-    + ["  130 interrupted: Ctrl+C during check or demo, or a second Ctrl+C"]
+    + ["  %d interrupted: Ctrl+C during check or demo, or a second Ctrl+C" % EXIT_INTERRUPTED]
 )
 
 _EPILOG = """examples:
@@ -499,7 +500,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # show what finished before Ctrl+C
         interrupted, checks = True, _ordered(checks)
     failed = [check for check in checks if check.ok is False]
-    code = 130 if interrupted else exit_code_for(failed[0].error) if failed else EXIT_OK
+    code = exit_code_for(failed[0].error) if failed else EXIT_OK
+    if interrupted:
+        code = EXIT_INTERRUPTED
     if args.json:
         print(json.dumps({"target": args.target, "ok": not failed and not interrupted,
                           "exit_code": code, "interrupted": interrupted,
@@ -549,7 +552,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(EXIT_USAGE, "pyhost %s: error: %s\n" % (args.command, exc))
     except KeyboardInterrupt:
         _say("[pyhost] Interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `pyhost check --json | head`: the reader left; say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)
