@@ -21,7 +21,7 @@ import json
 import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from werkzeug.http import parse_set_header
 from werkzeug.middleware.http_proxy import ProxyMiddleware
@@ -225,7 +225,7 @@ def _raw_path_info(environ: Environ) -> Optional[str]:
         return None
     raw = raw.split("?", 1)[0]
     if not raw.startswith("/"):  # absolute-form: http://host/path
-        raw = "/" + raw.split("://", 1)[-1].partition("/")[2]
+        raw = urlsplit(raw).path or "/"
     script = (environ.get("SCRIPT_NAME") or "").encode("latin-1")
     path_info = (environ.get("PATH_INFO") or "").encode("latin-1")
     at, decoded = 0, 0
