@@ -30,7 +30,6 @@ COLOURS = {
 }
 
 #: States in which the URL answers (or is about to): only then is it a link.
-_SERVING = (HostState.READY, HostState.UNHEALTHY, HostState.STARTING, HostState.RESTARTING)
 
 #: How many of the app's recent output lines a displayed host shows.
 OUTPUT_LINES = 20
@@ -58,7 +57,7 @@ def status_html(status: HostStatus, title: str = "",
     """One table: state badge, URL, pid, uptime, restarts, health, last error, output."""
     rows: List[Tuple[str, str]] = []
     if status.url:
-        if status.state in _SERVING:
+        if status.state.active:
             rows.append(("URL", '<a href="%s" target="_blank">%s</a>'
                          % (_esc(status.url, quote=True), _esc(status.url))))
         else:

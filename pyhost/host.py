@@ -41,7 +41,6 @@ __all__ = ["FlaskHost", "HostEvent"]
 
 log = logging.getLogger("pyhost")
 
-_ACTIVE = (HostState.STARTING, HostState.READY, HostState.UNHEALTHY, HostState.RESTARTING)
 _MIN_PROBE_TIMEOUT = 0.1  # a loopback answer within the health-check budget's last moment
 
 
@@ -129,7 +128,7 @@ class FlaskHost(Supervision):
         """
         self._refuse_on_supervisor_thread("start")
         with self._start_lock:
-            if self._state in _ACTIVE:
+            if self._state.active:
                 return self
             self._stopping.clear()
             self._budget.reset()
@@ -178,7 +177,7 @@ class FlaskHost(Supervision):
         abort_probes(self._probes_in_flight)  # e.g. an external_url that stopped answering
         if child is not None:
             how = child.shutdown(timeout)
-            if was in _ACTIVE:
+            if was.active:
                 log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not threading.current_thread():
@@ -186,10 +185,10 @@ class FlaskHost(Supervision):
         with self._lock:
             self._supervisor = None
             self._ready_at = None
-            if self._state in _ACTIVE:
+            if self._state.active:
                 self._state = HostState.STOPPED
         registry.release(self)
-        if was in _ACTIVE:
+        if was.active:
             self._emit("stopped")
 
     def restart(self) -> "FlaskHost":

@@ -46,7 +46,6 @@ __all__ = ["hosted", "HostedFactory"]
 #: FlaskHost keyword arguments that are not HostConfig fields.
 _HOST_ARGS = ("name", "on_event")
 _FIELDS = tuple(field.name for field in dataclasses.fields(HostConfig))
-_ACTIVE = (HostState.STARTING, HostState.READY, HostState.UNHEALTHY, HostState.RESTARTING)
 
 log = logging.getLogger("pyhost")
 
@@ -102,7 +101,7 @@ class HostedFactory:
             # Its app process is gone, but stop() still closes what is left of
             # it and joins its supervisor thread; it stays FAILED, with its error.
             previous.stop()
-        if previous is not None and (failed or previous.state in _ACTIVE):
+        if previous is not None and (failed or previous.state.active):
             same_address = previous.config.host == host.config.host
             if same_address and host.config.port == 0 and previous.port:
                 # Keep the URL: take over the previous host's port. The registry

@@ -23,6 +23,11 @@ class HostState(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    @property
+    def active(self) -> bool:
+        """Started and not yet stopped or failed: STARTING, READY, UNHEALTHY, RESTARTING."""
+        return self not in (HostState.STOPPED, HostState.FAILED)
+
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class HostStatus:
