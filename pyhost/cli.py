@@ -16,6 +16,8 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
+from .config import START_METHODS
+
 __all__ = ["main", "EXIT_CODES", "exit_code_for"]
 
 EXIT_OK = 0
@@ -91,7 +93,7 @@ def _add_host_options(parser: argparse.ArgumentParser, *, serving: bool) -> None
     group.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     group.add_argument("--health-path", metavar="PATH",
                        help="path that must answer 2xx (default: any answer below 500 on /)")
-    group.add_argument("--start-method", choices=("fork", "spawn", "forkserver"),
+    group.add_argument("--start-method", choices=START_METHODS,
                        help="multiprocessing start method (default: forkserver where available)")
     group.add_argument("--python", metavar="PATH",
                        help="interpreter for the app process, e.g. a venv's bin/python")
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="host the example app, kill it and watch the restart, show a typed error",
         description="The README's demo: readiness time and status, an automatic restart "
                     "after SIGKILL, a typed DependencyError for a broken app.")
-    demo.add_argument("--start-method", choices=("fork", "spawn", "forkserver"))
+    demo.add_argument("--start-method", choices=START_METHODS)
     demo.add_argument("--examples", metavar="DIR",
                       help="directory with hello_app.py and broken_app.py (default: the "
                            "project's examples/)")
