@@ -18,7 +18,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -189,7 +189,7 @@ def collector_for(host: "FlaskHost") -> Tuple[HostCollector, CollectorRegistry]:
 
 def metrics_text(host: "FlaskHost") -> bytes:
     """The Prometheus text exposition for ``host``."""
-    return generate_latest(collector_for(host)[1])
+    return exposition(host)[0]
 
 
 def exposition(host: "FlaskHost", accept: Optional[str] = None) -> Tuple[bytes, str]:
