@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from typing import Any, List, Optional, Sequence, Union
 
 __all__ = ["EventRecorder", "kill_child"]
@@ -51,19 +50,18 @@ class EventRecorder:
         what happened instead.
         """
         wanted = (name,) if isinstance(name, str) else tuple(name)
-        deadline = time.monotonic() + timeout
+
+        def first() -> Any:
+            return next((event for event in self.events[after:] if event.name in wanted), None)
+
         with self._changed:
-            while True:
-                for event in self.events[after:]:
-                    if event.name in wanted:
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        "no %s event within %.1fs; events since then: %s"
-                        % (" or ".join(wanted), timeout,
-                           [event.name for event in self.events[after:]] or "none"))
-                self._changed.wait(remaining)
+            event = self._changed.wait_for(first, timeout)
+            if event is None:
+                raise TimeoutError(
+                    "no %s event within %.1fs; events since then: %s"
+                    % (" or ".join(wanted), timeout,
+                       [event.name for event in self.events[after:]] or "none"))
+            return event
 
 
 def kill_child(host: Any, sig: Optional[int] = None) -> int:
