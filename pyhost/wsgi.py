@@ -18,8 +18,8 @@ what the guard needs: the 503 answer, the body of a chunked upload (which
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
-import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -109,8 +109,11 @@ class ProxyApp:
         self.timeout = timeout
         self.chunk_size = chunk_size
         self.error = error
-        self._lock = threading.Lock()
-        self._proxy: Optional[Tuple[str, ProxyMiddleware]] = None
+        # One for every request: proxy_to() takes the target (host.url, which a
+        # new start() may change) per call and keeps only timeout and chunk_size.
+        self._proxy = ProxyMiddleware(_not_found, {}, chunk_size=chunk_size,
+                                      timeout=timeout)  # type: ignore[arg-type]
+        self._quoted_prefix = quote(prefix, safe=_PATH_SAFE)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         host = self.host
@@ -129,7 +132,7 @@ class ProxyApp:
             "headers": {},
             "ssl_context": None,
         }
-        app = self._middleware(url).proxy_to(opts, self._path(environ), "")
+        app = self._proxy.proxy_to(opts, self._path(environ), "")
         result = app(environ, _filter_headers(start_response))
         return ClosingIterator(result, closers) if closers else result
 
@@ -140,20 +143,12 @@ class ProxyApp:
             headers["Retry-After"] = "1"
         return _json_response(payload, 503, headers)(environ, start_response)
 
-    def _middleware(self, url: str) -> ProxyMiddleware:
-        # One per target URL; a host started again on another port gets a new one.
-        with self._lock:
-            if self._proxy is None or self._proxy[0] != url:
-                self._proxy = (url, ProxyMiddleware(_not_found, {}, chunk_size=self.chunk_size,
-                                                    timeout=self.timeout))  # type: ignore[arg-type]
-            return self._proxy[1]
-
     def _path(self, environ: Environ) -> str:
         # PATH_INFO is decoded bytes in a latin-1 str; ProxyMiddleware quotes a
         # str as UTF-8 and leaves "%" alone. Forward the client's own encoding
         # when the server kept it (org%2Fmodel must not become org/model), else
         # quote the decoded bytes ("%" included) so /a%25b arrives as sent.
-        prefix = quote(self.prefix.encode("latin-1"), safe=_PATH_SAFE)
+        prefix = self._quoted_prefix
         raw = _raw_path_info(environ)
         if raw is not None:
             return prefix + (quote(raw.encode("latin-1"), safe=_PATH_SAFE + "%") or "/")
@@ -194,12 +189,7 @@ class ProxyApp:
             return
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX)
         closers.append(spool.close)
-        stream = environ["wsgi.input"]
-        while True:
-            data = stream.read(1 << 16)
-            if not data:
-                break
-            spool.write(data)
+        shutil.copyfileobj(environ["wsgi.input"], spool, 1 << 16)
         size = spool.tell()
         spool.seek(0)
         environ["wsgi.input"] = spool
