@@ -115,7 +115,7 @@ class FlaskHost(Supervision):
     @staticmethod
     def _validate_target(app: Any) -> str:
         try:
-            return parse_target(app)["label"]
+            return parse_target(app, label_only=True)["label"]
         except HostError:
             # Missing file, unpicklable callable: reported as typed errors by start().
             return app if isinstance(app, str) else repr(app)

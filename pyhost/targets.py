@@ -32,11 +32,14 @@ __all__ = ["parse_target", "target_label"]
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def parse_target(target: Any, *, by_value: bool = False) -> Dict[str, Any]:
+def parse_target(target: Any, *, by_value: bool = False,
+                 label_only: bool = False) -> Dict[str, Any]:
     """Turn a target (string, callable or app object) into the child's plain dict.
 
     ``by_value`` forces callables to be shipped with cloudpickle (used when the
     child runs under another interpreter and cannot re-import ``__main__``).
+    ``label_only`` checks strings as usual but does not pickle a callable:
+    ``{"label": ...}`` is all a ``FlaskHost`` needs before ``start()``.
     """
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
@@ -44,10 +47,12 @@ def parse_target(target: Any, *, by_value: bool = False) -> Dict[str, Any]:
         return _parse_string(target)
     to_target = getattr(target, "__pyhost_target__", None)
     if to_target is not None:  # @hosted factories describe themselves
-        return parse_target(to_target(), by_value=by_value)
+        return parse_target(to_target(), by_value=by_value, label_only=label_only)
     if _looks_like_app_object(target):
         return _app_object(target)
     if callable(target):
+        if label_only:
+            return {"label": _callable_label(target)}
         return _ship_callable(target, by_value=by_value)
     raise ValueError(
         "target must be a string like 'module:app', a path 'app.py:app', or a zero-argument "
@@ -57,7 +62,7 @@ def parse_target(target: Any, *, by_value: bool = False) -> Dict[str, Any]:
 
 def target_label(target: Any) -> str:
     try:
-        return parse_target(target)["label"]
+        return parse_target(target, label_only=True)["label"]
     except (ValueError, SpawnError):
         return repr(target)
 
@@ -167,8 +172,12 @@ def _cloudpickle_available() -> bool:
     return importlib.util.find_spec("cloudpickle") is not None
 
 
+def _callable_label(fn: Any) -> str:
+    return "%s.%s()" % (getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(fn)))
+
+
 def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
-    label = "%s.%s()" % (getattr(fn, "__module__", "?"), getattr(fn, "__qualname__", repr(fn)))
+    label = _callable_label(fn)
     module = getattr(fn, "__module__", None)
     if not by_value and _importable_by_name(fn):
         try:
