@@ -241,12 +241,7 @@ def error_class(error_type: ErrorType) -> Type[HostError]:
 
 
 def make_error(error_type: ErrorType, message: str, **fields: Any) -> HostError:
-    """Build the typed error, filling in troubleshooting steps for the case."""
-    from .troubleshooting import steps_for
-
-    error_type = ErrorType(error_type)
-    if fields.get("troubleshooting") is None:
-        fields["troubleshooting"] = steps_for(error_type, message=message, **fields)
+    """The typed error for ``error_type`` (its constructor fills in the troubleshooting)."""
     return error_class(error_type)(message, **fields)
 
 
