@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 import tenacity
 
 from . import registry
+from ._child import _poke_address
 from .config import HostConfig
 from .errors import (
     ErrorType,
@@ -230,11 +231,7 @@ class FlaskHost(Supervision):
             return self.config.external_url.rstrip("/")
         if self._port is None:
             return None
-        host = self.config.host
-        if host in ("0.0.0.0", ""):
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
+        host = _poke_address((self.config.host, self._port))[0]  # a wildcard → loopback
         if ":" in host:
             host = "[%s]" % host
         return "http://%s:%d" % (host, self._port)
