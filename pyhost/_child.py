@@ -814,7 +814,3 @@ def literal_call(source):
         raise ValueError("%r is not an attribute name or a call of one" % source)
     parts.append(node.id)
     return ".".join(reversed(parts)), call
-
-
-if __name__ == "__main__":  # pragma: no cover - run by another interpreter
-    exec_main(int(sys.argv[1]))

@@ -164,7 +164,6 @@ class ChildProcess:
         self.exited = threading.Event()
         #: set when the child exits or the host stops: waits during startup end early.
         self.abort = threading.Event()
-        self.bound_port: Optional[int] = None
         self._proc: Any = None
         self._popen: Optional[subprocess.Popen] = None
         self._conn: Optional[multiprocessing.connection.Connection] = None
@@ -318,8 +317,6 @@ class ChildProcess:
         if kind == "hello":
             self.checked_in = True
             return True
-        if kind == "bound":
-            self.bound_port = data
         self.events.put(ChildEvent(self, kind, data))
         return True
 
@@ -440,7 +437,3 @@ class ChildProcess:
     def __repr__(self) -> str:
         state = "running" if not self.exited.is_set() else self.describe_exit()
         return "<ChildProcess %s pid=%s %s>" % (self.name, self.pid, state)
-
-
-def python_executable() -> str:
-    return sys.executable
