@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional, cast
 
 from . import registry
-from .errors import DETERMINISTIC, ErrorType, HostError, make_error
+from .errors import DETERMINISTIC, ErrorType, HostError, error_from_record, make_error
 from .status import HostState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -213,15 +213,12 @@ class Supervision:
         entries = self._budget.history
         first = entries[0][0] if entries else 0.0
         history = "; ".join("+%.1fs %s" % (at - first, reason) for at, reason in entries)
-        gave_up = make_error(
-            error.type,
-            "Gave up on %s after %d restart attempts (circuit open; history: %s): %s"
+        # The last attempt's error with a new message (and steps made for it).
+        return error_from_record(dict(
+            error.to_dict(), troubleshooting=None,
+            message="Gave up on %s after %d restart attempts (circuit open; history: %s): %s"
             % (self.name, self._budget.max_attempts, history, error.message),
-            stderr_tail=error.stderr_tail, remote_traceback=error.remote_traceback,
-            exit_code=error.exit_code, signal=error.signal, missing_module=error.missing_module,
-            port=error.port, details=dict(error.details, history=history, gave_up=True),
-        )
-        return gave_up
+            details=dict(error.details, history=history, gave_up=True)))
 
 
 def _failure_summary(error: HostError) -> str:
