@@ -104,7 +104,6 @@ class FlaskHost(Supervision):
         self._listeners: List[Callable[[HostEvent], None]] = []
         self._liveness_failures = 0
         self._spec: Optional[Dict[str, Any]] = None
-        self._keep_port = False
         self._last_error_logged: Optional[HostError] = None
         self._callbacks = threading.local()  # .depth > 0 inside an on_event callback
         self._probes_in_flight: Set[Any] = set()  # stop() cuts them short
@@ -128,6 +127,9 @@ class FlaskHost(Supervision):
         A no-op on a host that is already started.
         """
         self._refuse_on_supervisor_thread("start")
+        return self._start(keep_port=False)
+
+    def _start(self, keep_port: bool) -> "FlaskHost":
         with self._start_lock:
             if self._state.active:
                 return self
@@ -135,9 +137,8 @@ class FlaskHost(Supervision):
             self._budget.reset()
             self._last_error = None
             self._liveness_failures = 0
-            if not self._keep_port:
+            if not keep_port:
                 self._port = None
-            self._keep_port = False
             self._set_state(HostState.STARTING)
             try:
                 registry.claim(self)
@@ -196,10 +197,7 @@ class FlaskHost(Supervision):
         """Stop gracefully and start again on the same port; resets the restart budget."""
         self._refuse_on_supervisor_thread("restart")
         self.stop()
-        self._keep_port = self._port is not None
-        with self._lock:
-            self._state = HostState.STOPPED
-        return self.start()
+        return self._start(keep_port=True)
 
     def is_ready(self) -> bool:
         return self._state is HostState.READY
