@@ -337,19 +337,23 @@ class FlaskHost(Supervision):
         except BaseException:
             child.shutdown(min(self.config.shutdown_timeout, 1.0))
             raise
+        ready_at = self._mark_ready()
+        self._budget.ready()
+        log.info("✓ %s ready at %s (pid %s) in %.0f ms (bound after %.0f ms)",
+                 self.name, self.url, child.pid, (ready_at - started) * 1000,
+                 (bound - started) * 1000)
+        self._emit("ready", pid=child.pid, seconds=ready_at - started)
+
+    def _mark_ready(self) -> float:
+        """READY as of now (returned), unless stop() ran since the passing probe."""
         with self._lock:
-            # stop() may have run between the last probe and here: READY then
-            # would describe a child that is gone.
+            # READY then would describe a child that is gone.
             if self._stopping.is_set():
                 raise _Stopped()
             self._state = HostState.READY
             self._ready_at = time.monotonic()
             self._liveness_failures = 0
-        self._budget.ready()
-        log.info("✓ %s ready at %s (pid %s) in %.0f ms (bound after %.0f ms)",
-                 self.name, self.url, child.pid, (self._ready_at - started) * 1000,
-                 (bound - started) * 1000)
-        self._emit("ready", pid=child.pid, seconds=self._ready_at - started)
+            return self._ready_at
 
     def _build_spec(self) -> Dict[str, Any]:
         if not self.config.python:
@@ -510,23 +514,17 @@ class FlaskHost(Supervision):
     def _start_external(self) -> None:
         started = time.monotonic()
         self._probe_until_healthy(None)
-        with self._lock:
-            if self._stopping.is_set():
-                raise _Stopped()
-            self._state = HostState.READY
-            self._ready_at = time.monotonic()
+        ready_at = self._mark_ready()
         log.info("✓ External app at %s is healthy (%.0f ms)", self.url,
-                 (self._ready_at - started) * 1000)
-        self._emit("ready", seconds=self._ready_at - started)
+                 (ready_at - started) * 1000)
+        self._emit("ready", seconds=ready_at - started)
 
     # ----------------------------------------------------------- supervision
     def _fail(self, error: HostError, what: str) -> None:
         self._last_error = error
         child = self._child
-        if child is not None and not child.exited.is_set():
+        if child is not None:  # closes what is left of one that has exited, stops one that has not
             child.shutdown(self.config.shutdown_timeout)
-        elif child is not None:
-            child.close()
         with self._lock:
             self._state = HostState.FAILED
             self._ready_at = None
