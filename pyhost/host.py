@@ -104,7 +104,6 @@ class FlaskHost(Supervision):
         self._listeners: List[Callable[[HostEvent], None]] = []
         self._liveness_failures = 0
         self._spec: Optional[Dict[str, Any]] = None
-        self._last_error_logged: Optional[HostError] = None
         self._callbacks = threading.local()  # .depth > 0 inside an on_event callback
         self._probes_in_flight: Set[Any] = set()  # stop() cuts them short
         if on_event is not None:

@@ -50,7 +50,6 @@ class Supervision:
         _lock: Any
         _ready_at: Optional[float]
         _last_error: Optional[HostError]
-        _last_error_logged: Optional[HostError]
         _liveness_failures: int
         _supervisor: Optional[threading.Thread]
 
@@ -67,9 +66,11 @@ class Supervision:
     def _run_until_ready(self, error: Optional[HostError], starting: bool = False) -> None:
         """Launch children until one is ready, restarting transient failures.
 
-        ``error`` is what ended the previous child (None on a fresh start).
-        Returns when READY; raises the HostError that ends the attempts.
+        ``error`` is what ended the previous child (None on a fresh start),
+        already logged. Returns when READY; raises the HostError that ends the
+        attempts.
         """
+        logged = error
         while True:
             if self._stopping.is_set():
                 raise _Stopped()
@@ -84,7 +85,7 @@ class Supervision:
                 if attempt is None:
                     raise self._gave_up(error)
                 number, delay = attempt
-                if error is not self._last_error_logged:
+                if error is not logged:
                     log.error("❌ %s: %s", error.type.value, error.message)
                 self._set_state(HostState.RESTARTING)
                 log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
@@ -189,7 +190,6 @@ class Supervision:
         with self._lock:
             self._ready_at = None
         log.error("❌ %s", error.message)
-        self._last_error_logged = error
         self._emit("crashed", error)
         if self._stopping.is_set():
             return  # a callback stopped the host
