@@ -37,7 +37,7 @@ def _same_address(a: "FlaskHost", b: "FlaskHost", port: int) -> bool:
 
 def claim(host: "FlaskHost") -> None:
     """Register ``host`` as running; hand over or refuse a port another host holds."""
-    port = host._port or host.config.port
+    port = _port_of(host)
     to_stop = []
     with _lock:
         if host.config.external_url is None and port:
