@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from .config import HostConfig
 from .errors import ErrorType, HostError, make_error
 from .policies import preflight_retrying
-from .troubleshooting import pip_name, steps_for
+from .troubleshooting import pip_install_line, steps_for
 
 __all__ = ["run_preflight", "check_environment", "resolve_python", "MIN_CHILD_VERSION"]
 
@@ -199,8 +199,7 @@ def dependency_error(executable: str, problems: List[Dict[str, Any]],
             names.append(name)
     parts = []
     if names:
-        install = "%s -m pip install %s" % (executable, " ".join(
-            dict.fromkeys(pip_name(name) for name in names)))
+        install = pip_install_line(executable, names)
         parts.append("Missing Python module%s for %s: %s. Install with: %s"
                      % ("s" if len(names) > 1 else "", executable, ", ".join(names), install))
     for item in absent:

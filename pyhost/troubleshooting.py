@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .errors import ErrorType
 
@@ -38,6 +38,11 @@ def pip_name(module: str) -> str:
         return _PIP_NAMES[module]
     top = module.split(".")[0]
     return _PIP_NAMES.get(top, top.replace("_", "-"))
+
+
+def pip_install_line(python: str, modules: Sequence[str]) -> str:
+    """``python -m pip install`` the distributions of ``modules``, in their order, once each."""
+    return "%s -m pip install %s" % (python, " ".join(dict.fromkeys(map(pip_name, modules))))
 
 
 def _python_label(details: Mapping[str, Any]) -> str:
@@ -150,11 +155,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
             steps.append("%s is installed but fails on import; see why: %s -c 'import %s'"
                          % (module, python, module))
         if modules:
-            steps.append(
-                "Install the missing package%s: %s -m pip install %s"
-                % ("s" if len(modules) > 1 else "", python,
-                   " ".join(sorted({pip_name(m) for m in modules})))
-            )
+            steps.append("Install the missing package%s: %s"
+                         % ("s" if len(modules) > 1 else "", pip_install_line(python, modules)))
         steps += [
             "If the app has a requirements file: %s -m pip install -r requirements.txt" % python,
             "If you use a virtual environment, activate it or pass "
