@@ -31,7 +31,6 @@ import inspect
 import linecache
 import logging
 import os
-import sys
 import threading
 import weakref
 from typing import Any, Callable, Dict, Optional, Union
@@ -40,6 +39,7 @@ from .config import HostConfig
 from .errors import PortInUse
 from .host import FlaskHost
 from .status import HostState
+from .targets import named_by_qualname
 
 __all__ = ["hosted", "HostedFactory"]
 
@@ -157,16 +157,9 @@ class HostedFactory:
 
 def _resolves_to(obj: Any) -> bool:
     """True if ``module.qualname`` names ``obj`` itself, so the child can import it."""
-    module_name = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
     # __main__ differs between parent and child (a notebook has no file to
     # re-import; another interpreter runs pyhost's bootstrap as __main__).
-    if not module_name or module_name == "__main__" or not qualname or "<" in qualname:
-        return False
-    found: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    return found is obj
+    return getattr(obj, "__module__", None) != "__main__" and named_by_qualname(obj)
 
 
 def with_source(function: Callable[[], Any]) -> Callable[[], Any]:

@@ -160,10 +160,19 @@ def _importable_by_name(fn: Any) -> bool:
         # level: the child re-runs the script as __mp_main__, without its
         # `if __name__ == "__main__":` block. By value is safe either way.
         return not _cloudpickle_available()
-    obj: Any = module
+    return named_by_qualname(fn)
+
+
+def named_by_qualname(obj: Any) -> bool:
+    """True if ``sys.modules[obj.__module__]`` + ``obj.__qualname__`` leads to ``obj`` itself."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    qualname = getattr(obj, "__qualname__", None)
+    if module is None or not qualname or "<" in qualname:
+        return False
+    found: Any = module
     for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-    return obj is fn
+        found = getattr(found, part, None)
+    return found is obj
 
 
 def _cloudpickle_available() -> bool:
