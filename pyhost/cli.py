@@ -403,7 +403,7 @@ def run_checks(target: str, config: Any, checks: Optional[List[Check]] = None) -
     checks.append(Check("python", True, "%s (Python %s)" % (
         report["executable"], ".".join(map(str, report["version"])))))
     missing = {item["module"]: item for item in report["missing"]}
-    for module in report.get("checked", config.requires):
+    for module in report["checked"]:
         item = missing.get(module)
         if item is None:
             checks.append(Check("module", True, module))
