@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import statistics
 import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -160,8 +161,7 @@ def summarize(values: Sequence[float]) -> Dict[str, Any]:
     if not values:
         return {"n": 0, "median": None, "p10": None, "p90": None, "min": None, "max": None}
     ordered = sorted(values)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    median = statistics.median(ordered)
 
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
@@ -382,6 +382,15 @@ def floor_start(ctx: Any, target: str = APP,
                             ("loaded + bound", spawned, bound),
                             ("ready (probe)", bound, bound), ("first GET", bound, done)])
     return (done - started) * 1000, proc
+
+
+def floor(method: str, phases: Optional[Dict[str, List[float]]] = None) -> float:
+    """One floor sample of ``method``: ms from start to the first 200 GET."""
+    import multiprocessing
+
+    ms, proc = floor_start(multiprocessing.get_context(method), phases=phases)
+    end_process(proc)
+    return ms
 
 
 def add_phases(phases: Dict[str, List[float]], spans: Sequence[Tuple[str, float, float]]) -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional
+from functools import partial
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as c  # noqa: E402
@@ -118,12 +119,6 @@ def pyhost_failure(method: Optional[str], kind: str) -> float:
 # --------------------------------------------------------------------------
 # Baselines
 # --------------------------------------------------------------------------
-def floor(method: str, phases: Optional[Dict[str, List[float]]] = None) -> float:
-    ms, proc = c.floor_start(multiprocessing.get_context(method), phases=phases)
-    c.end_process(proc)
-    return ms
-
-
 def pytest_flask_start() -> float:
     """pytest-flask's LiveServer as its ``live_server`` fixture uses it (a fixed free port)."""
     from apps.hello import app
@@ -192,7 +187,7 @@ def _run_sample(kind: str) -> float:
         return pyhost_start("forkserver")
     if kind == "floor-cold":
         # A fresh forkserver as multiprocessing makes it: nothing but __main__ preloaded.
-        return floor("forkserver")
+        return c.floor("forkserver")
     if kind == "floor-cold-preloaded":
         # A fresh forkserver that preloads what pyhost's preloads, minus pyhost.
         ctx = multiprocessing.get_context("forkserver")
@@ -273,7 +268,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv is None:
         c.reexec_for_measurement("startup")
     parser = c.make_parser(__doc__.split("\n")[0], rounds=30, quick_rounds=3)
-    parser.add_argument("--sample", help=argparse_hidden())
+    import argparse  # not at the top: spawn children re-import this file
+
+    parser.add_argument("--sample", help=argparse.SUPPRESS)
     parser.add_argument("--only", metavar="WORDS",
                         help="run only variants whose name contains one of these comma-separated "
                         "words (for profiling; the summary then has gaps)")
@@ -299,21 +296,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     phases: Dict[str, Dict[str, List[float]]] = {}
     variants: List[c.Variant] = []
     for method in METHODS:
-        for kind, fn in (("floor", floor), ("pyhost", pyhost_start)):
+        for kind, fn in (("floor", c.floor), ("pyhost", pyhost_start)):
             name = "%s/%s" % (kind, method)
             phases[name] = {}
-            variants.append((name, _bind(fn, method, phases[name])))
+            variants.append((name, partial(fn, method, phases[name])))
     variants += [
-        ("floor/forkserver cold", _bind(cold_sample, "floor-cold")),
-        ("floor/forkserver cold, preloaded", _bind(cold_sample, "floor-cold-preloaded")),
-        ("pyhost/forkserver cold", _bind(cold_sample, "pyhost-cold")),
-        ("pyhost/default", _bind(pyhost_start, None)),
+        ("floor/forkserver cold", partial(cold_sample, "floor-cold")),
+        ("floor/forkserver cold, preloaded", partial(cold_sample, "floor-cold-preloaded")),
+        ("pyhost/forkserver cold", partial(cold_sample, "pyhost-cold")),
+        ("pyhost/default", partial(pyhost_start, None)),
         ("pytest-flask LiveServer", pytest_flask_start),
         ("polling (ancestor)", polling_start),
     ]
     for method in METHODS:
-        variants.append(("missing dep/%s" % method, _bind(pyhost_failure, method, "missing_dep")))
-        variants.append(("port in use/%s" % method, _bind(pyhost_failure, method, "port_in_use")))
+        variants.append(("missing dep/%s" % method, partial(pyhost_failure, method, "missing_dep")))
+        variants.append(("port in use/%s" % method, partial(pyhost_failure, method, "port_in_use")))
 
     info = c.machine_info()
     print("pyhost startup benchmark: %d rounds, %s, %s cores, Python %s, %s"
@@ -405,16 +402,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         "pyhost_version": pyhost.__version__,
     })
     return 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
-
-
-def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
-    return lambda: fn(*args)
 
 
 if __name__ == "__main__":

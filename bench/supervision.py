@@ -18,12 +18,12 @@ Run: ``.venv/bin/python bench/supervision.py [--quick] [--window S] [--json PATH
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -82,12 +82,6 @@ class Watched:
 
     def stop(self) -> None:
         self.host.stop()
-
-
-def floor(method: str) -> float:
-    ms, proc = c.floor_start(multiprocessing.get_context(method))
-    c.end_process(proc)
-    return ms
 
 
 # --------------------------------------------------------------------------
@@ -198,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for method in methods:
             hosts[method] = Watched(method)
             variants.append(("kill -9/%s" % method, hosts[method].kill_and_wait))
-            variants.append(("floor/%s" % method, _bind(floor, method)))
+            variants.append(("floor/%s" % method, partial(c.floor, method)))
         results = c.round_robin(variants, rounds)
         totals = {m: h.host.status().total_restarts for m, h in hosts.items()}
     finally:
@@ -266,10 +260,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         "pyhost_version": pyhost.__version__,
     })
     return 0
-
-
-def _bind(fn: Any, *args: Any) -> Any:
-    return lambda: fn(*args)
 
 
 if __name__ == "__main__":
