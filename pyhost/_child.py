@@ -8,15 +8,14 @@ The parent hands over a plain ``spec`` dict and two pipe ends. The child:
 3. binds the listening socket itself, so EADDRINUSE arrives as an errno
    (``werkzeug.serving.make_server`` would print and ``sys.exit(1)``);
 4. imports the target, classifying any failure into an ``ErrorType`` value;
-5. reports ``("loaded", ...)`` and ``("bound", port)`` over the control pipe and
+5. reports ``Loaded`` and ``Bound`` (:mod:`pyhost.protocol`) over the control pipe and
    serves with Werkzeug until asked to stop, or until the parent dies.
 
-Messages are tuples of plain data: errors cross as dicts, never as pickled
+Messages are :mod:`pyhost.protocol`'s, as plain tuples: errors cross as dicts, never as pickled
 exceptions. This module imports nothing from pyhost and only the standard
 library at import time, so a different interpreter (``HostConfig.python``) can
 run it as a plain file without pyhost's own dependencies installed.
 """
-import ast
 import errno
 import faulthandler
 import importlib
@@ -31,6 +30,18 @@ import threading
 import time
 import traceback
 
+if __package__ == "pyhost":
+    from . import protocol
+else:  # another interpreter loaded this file by path (HostConfig.python): its sibling too
+    _spec = importlib.util.spec_from_file_location(
+        "pyhost_protocol", os.path.join(os.path.dirname(os.path.abspath(__file__)), "protocol.py"))
+    protocol = importlib.util.module_from_spec(_spec)
+    sys.modules["pyhost_protocol"] = protocol
+    _spec.loader.exec_module(protocol)
+
+PROBE_AGENT = protocol.PROBE_AGENT
+EXIT_REPORTED = protocol.EXIT_REPORTED
+
 # ErrorType values, spelled out: this module must not import pyhost.errors.
 SCRIPT_NOT_FOUND = "SCRIPT_NOT_FOUND"
 DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
@@ -39,10 +50,6 @@ PORT_IN_USE = "PORT_IN_USE"
 NETWORK_ERROR = "NETWORK_ERROR"
 PROCESS_SPAWN_ERROR = "PROCESS_SPAWN_ERROR"
 
-#: The User-Agent of the parent's health probes (their requests are not logged).
-PROBE_AGENT = "pyhost-health"
-
-EXIT_REPORTED = 3  # exit code after a failure that was reported over the pipe
 
 
 class TargetNotFound(Exception):
@@ -67,7 +74,7 @@ def mp_main(spec, conn, output):
     # First word: pyhost's code runs. A child that dies without it died in
     # multiprocessing's own bootstrap (re-importing __main__, unpickling).
     try:
-        conn.send(("hello", os.getpid()))
+        conn.send(protocol.encode(protocol.Hello(os.getpid())))
     except OSError:
         os._exit(0)  # the parent is already gone (Ctrl-C during start)
     _redirect_output(output.fileno())
@@ -95,7 +102,7 @@ def exec_main(conn_fd):
 
     conn = Connection(conn_fd)
     spec = conn.recv()
-    conn.send(("hello", os.getpid()))
+    conn.send(protocol.encode(protocol.Hello(os.getpid())))
     _serve_child(spec, conn, None)
 
 
@@ -178,7 +185,7 @@ def _serve_child(spec, conn, parent_sentinel):
         os.environ.pop("FLASK_RUN_FROM_CLI", None)
     else:
         os.environ["FLASK_RUN_FROM_CLI"] = cli_flag
-    control.send(("loaded", {"seconds": time.monotonic() - started}))
+    control.send(protocol.Loaded(time.monotonic() - started))
 
     try:
         server = _make_server(spec, sock, app)
@@ -189,14 +196,14 @@ def _serve_child(spec, conn, parent_sentinel):
     sock.close()  # the server holds its own duplicate
     workers = _Workers(server, spec.get("workers", 1) - 1) if spec.get("workers", 1) > 1 else None
     control.serving(server)
-    control.send(("bound", port))
+    control.send(protocol.Bound(port))
     try:
         server.serve_forever()
     finally:
         server.server_close()
         if workers is not None:
             workers.stop()
-    control.send(("stopped", None))
+    control.send(protocol.Stopped())
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -204,7 +211,7 @@ def _serve_child(spec, conn, parent_sentinel):
 
 def _report_failure(control, record):
     sys.stderr.flush()
-    control.send(("failed", record))
+    control.send(protocol.Failed(record))
     sys.stdout.flush()
     os._exit(EXIT_REPORTED)
 
@@ -212,7 +219,7 @@ def _report_failure(control, record):
 class _Control(threading.Thread):
     """Waits on the control pipe and the parent's sentinel; stops the server.
 
-    Runs in the child. A ``("stop",)`` message shuts the server down so that
+    Runs in the child. A ``Stop`` message shuts the server down so that
     in-flight requests finish; EOF on the pipe or the parent's sentinel firing
     means the parent is gone, and the child must not outlive it.
     """
@@ -228,7 +235,7 @@ class _Control(threading.Thread):
     def send(self, message):
         with self.lock:
             try:
-                self.conn.send(message)
+                self.conn.send(protocol.encode(message))
             except (OSError, EOFError, ValueError):
                 pass  # the parent is gone; the watcher ends us
 
@@ -253,7 +260,11 @@ class _Control(threading.Thread):
                 message = self.conn.recv()
             except (EOFError, OSError):
                 os._exit(0)
-            if message and message[0] == "stop":
+            try:
+                stop = isinstance(protocol.decode(message), protocol.Stop)
+            except protocol.ProtocolError:
+                stop = False
+            if stop:
                 with self.lock:
                     self.stopping = True
                     server = self.server
@@ -271,7 +282,7 @@ class _Control(threading.Thread):
         address = server.socket.getsockname()
         while stopper.is_alive():
             try:
-                socket.create_connection(_poke_address(address), timeout=0.2).close()
+                socket.create_connection(protocol.connect_address(address), timeout=0.2).close()
             except OSError:
                 pass
             stopper.join(0.05)
@@ -363,15 +374,6 @@ def _worker_main(server, alive_r):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def _poke_address(address):
-    host = address[0]
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return host, address[1]
 
 
 def _apply_environment(spec):
@@ -781,36 +783,3 @@ def _is_library_path(filename):
         return True
     stdlib = sysconfig.get_paths().get("stdlib")
     return bool(stdlib) and path.startswith(os.path.abspath(stdlib) + os.sep)
-
-
-def literal_call(source):
-    """Parse ``name(args)`` with literal-only arguments (shared with the parent side).
-
-    Returns ``(dotted_name, None)`` or ``(dotted_name, (args, kwargs))``; raises
-    ``ValueError`` for anything that is not a name or a call with literal args.
-    Nothing is evaluated beyond ``ast.literal_eval``.
-    """
-    try:
-        node = ast.parse(source.strip(), mode="eval").body
-    except SyntaxError:
-        raise ValueError("%r is not an attribute name or a call" % source) from None
-    call = None
-    if isinstance(node, ast.Call):
-        try:
-            args = tuple(ast.literal_eval(arg) for arg in node.args)
-            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        except (ValueError, TypeError):  # TypeError: an unhashable key, e.g. f({[1]: 2})
-            raise ValueError("arguments in %r must be literals (strings, numbers, True/False/None, "
-                             "lists, dicts, tuples)" % source) from None
-        if any(key is None for key in kwargs):
-            raise ValueError("%r: **kwargs are not allowed in a target" % source)
-        call = (args, kwargs)
-        node = node.func
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        raise ValueError("%r is not an attribute name or a call of one" % source)
-    parts.append(node.id)
-    return ".".join(reversed(parts)), call

@@ -60,6 +60,8 @@ class HostConfig:
     stderr_lines: int = 50
     workers: int = 1
     server: str = "werkzeug"
+    cooldown: Optional[float] = None
+    expose_details: bool = False
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -149,7 +151,10 @@ class HostConfig:
             parts = urlsplit(self.external_url) if isinstance(self.external_url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 fail("external_url", "must be an http:// or https:// URL")
-        for name in ("is_development", "auto_restart", "debug"):
+        if self.cooldown is not None and (not _is_number(self.cooldown) or self.cooldown <= 0):
+            fail("cooldown", "must be None (stay FAILED after giving up) or a positive number "
+                 "of seconds")
+        for name in ("is_development", "auto_restart", "expose_details", "debug"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
                 fail(name, "must be True or False")
@@ -244,7 +249,7 @@ def field_names() -> Tuple[str, ...]:
 
 _SECONDS_FIELDS = ("health_check_timeout", "health_check_interval", "health_check_max_interval",
                    "startup_timeout", "shutdown_timeout", "restart_delay", "restart_window",
-                   "liveness_interval")
+                   "liveness_interval", "cooldown")
 _MAX_SECONDS = 365 * 24 * 3600
 
 
@@ -284,7 +289,8 @@ def _parse_env_value(name: str, raw: str, default: Any) -> Any:
 
 
 _OPTIONAL_FIELDS = frozenset(
-    {"health_path", "is_development", "external_url", "liveness_interval", "start_method", "python"}
+    {"health_path", "is_development", "external_url", "liveness_interval", "start_method", "python",
+     "cooldown"}
 )
 _FIELD_KINDS: Dict[str, Any] = {
     "port": int,
@@ -302,8 +308,10 @@ _FIELD_KINDS: Dict[str, Any] = {
     "restart_delay": float,
     "restart_window": float,
     "liveness_interval": float,
+    "cooldown": float,
     "is_development": bool,
     "auto_restart": bool,
+    "expose_details": bool,
     "debug": bool,
     "requires": tuple,
 }

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Deque, Dict, Optional, Set
 from urllib.parse import urlsplit
 
-from ._child import PROBE_AGENT
+from .protocol import PROBE_AGENT
 
 __all__ = ["ProbeResult", "probe", "abort_probes", "HealthStats"]
 

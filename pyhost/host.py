@@ -19,8 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 
 import tenacity
 
-from . import registry
-from ._child import _poke_address
+from . import protocol, registry
 from .config import HostConfig
 from .errors import (
     ErrorType,
@@ -33,7 +32,8 @@ from .errors import (
 from .health import HealthStats, ProbeResult, abort_probes, probe
 from .logs import enable_development_logging
 from .policies import RestartBudget, health_probe_retrying
-from .process import ChildEvent, ChildProcess, OutputBuffer, check_main_module
+from .process import ChildEvent, ChildProcess, Exited, OutputBuffer, Wake, check_main_module
+from .protocol import connect_address
 from .status import HostState, HostStatus
 from .supervisor import Supervision, _Stopped
 from .targets import parse_target
@@ -171,7 +171,7 @@ class FlaskHost(Supervision):
         """
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         self._stopping.set()
-        self._events.put(ChildEvent(None, "wake"))
+        self._events.put(ChildEvent(None, Wake()))
         with self._lock:
             child = self._child
             was = self._state
@@ -228,7 +228,7 @@ class FlaskHost(Supervision):
             return self.config.external_url.rstrip("/")
         if self._port is None:
             return None
-        host = _poke_address((self.config.host, self._port))[0]  # a wildcard → loopback
+        host = connect_address((self.config.host, self._port))[0]  # a wildcard → loopback
         if ":" in host:
             host = "[%s]" % host
         return "http://%s:%d" % (host, self._port)
@@ -396,14 +396,15 @@ class FlaskHost(Supervision):
                 raise _Stopped()
             if event.child is not child:
                 continue
-            if event.kind == "loaded":
-                log.debug("%s loaded in %.0f ms", self.name, event.data["seconds"] * 1000)
-            elif event.kind == "bound":
-                return int(event.data)
-            elif event.kind == "failed":
+            message = event.message
+            if isinstance(message, protocol.Loaded):
+                log.debug("%s loaded in %.0f ms", self.name, message.seconds * 1000)
+            elif isinstance(message, protocol.Bound):
+                return int(message.port)
+            elif isinstance(message, protocol.Failed):
                 child.wait(2.0)  # let the pump read the rest of its output
-                raise self._reported_error(child, event.data)
-            elif event.kind == "exited":
+                raise self._reported_error(child, message.record)
+            elif isinstance(message, Exited):
                 raise self._crash_error(child, "during startup")
 
     def _reported_error(self, child: ChildProcess, record: Dict[str, Any]) -> HostError:

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, NamedTuple, Optional
 
-from . import _child
+from . import _child, protocol
 from .errors import SpawnError, signal_name
 
-__all__ = ["ChildEvent", "ChildProcess", "OutputBuffer", "get_context"]
+__all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "OutputBuffer", "get_context"]
 
 log = logging.getLogger("pyhost")
 child_log = logging.getLogger("pyhost.child")
@@ -133,19 +133,28 @@ class OutputBuffer:
             self._lines.clear()
 
 
+class Exited(NamedTuple):
+    """The child process ended (seen by its sentinel); not a message on the pipe."""
+
+    exitcode: Optional[int]
+
+
+class Wake(NamedTuple):
+    """Not from a child: wakes a thread waiting on the event queue (stop() was called)."""
+
+
 class ChildEvent:
-    """Something the child said or did: loaded, bound, failed, stopped, exited."""
+    """What a child said (a :mod:`pyhost.protocol` message) or did (``Exited``)."""
 
-    __slots__ = ("child", "kind", "data", "at")
+    __slots__ = ("child", "message", "at")
 
-    def __init__(self, child: Optional["ChildProcess"], kind: str, data: Any = None) -> None:
+    def __init__(self, child: Optional["ChildProcess"], message: Any) -> None:
         self.child = child
-        self.kind = kind
-        self.data = data
+        self.message = message
         self.at = time.monotonic()
 
     def __repr__(self) -> str:
-        return "ChildEvent(%s, %r)" % (self.kind, self.data)
+        return "ChildEvent(%r)" % (self.message,)
 
 
 class ChildProcess:
@@ -306,18 +315,22 @@ class ChildProcess:
             self.exitcode = self._reap()
             self.exited.set()
             self.abort.set()
-            self.events.put(ChildEvent(self, "exited", self.exitcode))
+            self.events.put(ChildEvent(self, Exited(self.exitcode)))
 
     def _receive(self, conn: multiprocessing.connection.Connection) -> bool:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return False
-        kind, data = message[0], message[1] if len(message) > 1 else None
-        if kind == "hello":
+        try:
+            message = protocol.decode(message)
+        except protocol.ProtocolError as exc:
+            log.warning("⚠ %s: ignored a message from the child: %s", self.name, exc)
+            return True
+        if isinstance(message, protocol.Hello):
             self.checked_in = True
             return True
-        self.events.put(ChildEvent(self, kind, data))
+        self.events.put(ChildEvent(self, message))
         return True
 
     def _read_output(self) -> bool:
@@ -354,7 +367,7 @@ class ChildProcess:
         with self._send_lock:
             try:
                 if self._conn is not None and not self.exited.is_set():
-                    self._conn.send(("stop",))
+                    self._conn.send(protocol.encode(protocol.Stop()))
                     return True
             except (OSError, EOFError, ValueError):
                 pass

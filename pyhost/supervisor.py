@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, cast
 
 from . import registry
 from .errors import DETERMINISTIC, ErrorType, HostError, error_from_record, make_error
+from .process import Exited
 from .status import HostState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -129,7 +130,7 @@ class Supervision:
             if self._stopping.is_set():
                 return
             child = self._child
-            if event.kind != "exited" or child is None or event.child is not child:
+            if not isinstance(event.message, Exited) or child is None or event.child is not child:
                 continue
             if self._state not in (HostState.READY, HostState.UNHEALTHY):
                 continue

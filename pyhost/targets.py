@@ -18,13 +18,13 @@ before any process starts. The result is a plain dict that the child
 """
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 import re
 import sys
 from typing import Any, Dict, Optional
 
-from ._child import literal_call
 from .errors import ErrorType, SpawnError, make_error
 
 __all__ = ["parse_target", "target_label"]
@@ -229,3 +229,36 @@ def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
     return {"kind": "callable", "module": module, "payload": payload,
             "format": "cloudpickle", "label": label,
             "cloudpickle": getattr(cloudpickle, "__version__", None)}
+
+
+def literal_call(source):
+    """Parse ``name(args)`` with literal-only arguments .
+
+    Returns ``(dotted_name, None)`` or ``(dotted_name, (args, kwargs))``; raises
+    ``ValueError`` for anything that is not a name or a call with literal args.
+    Nothing is evaluated beyond ``ast.literal_eval``.
+    """
+    try:
+        node = ast.parse(source.strip(), mode="eval").body
+    except SyntaxError:
+        raise ValueError("%r is not an attribute name or a call" % source) from None
+    call = None
+    if isinstance(node, ast.Call):
+        try:
+            args = tuple(ast.literal_eval(arg) for arg in node.args)
+            kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        except (ValueError, TypeError):  # TypeError: an unhashable key, e.g. f({[1]: 2})
+            raise ValueError("arguments in %r must be literals (strings, numbers, True/False/None, "
+                             "lists, dicts, tuples)" % source) from None
+        if any(key is None for key in kwargs):
+            raise ValueError("%r: **kwargs are not allowed in a target" % source)
+        call = (args, kwargs)
+        node = node.func
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        raise ValueError("%r is not an attribute name or a call of one" % source)
+    parts.append(node.id)
+    return ".".join(reversed(parts)), call

@@ -37,6 +37,8 @@ CONTRACT_DEFAULTS = {
     "stderr_lines": 50,
     "workers": 1,
     "server": "werkzeug",
+    "cooldown": None,
+    "expose_details": False,
     "debug": False,
 }
 
