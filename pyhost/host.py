@@ -31,8 +31,9 @@ from .errors import (
 )
 from .health import HealthStats, ProbeResult, abort_probes, probe
 from .logs import enable_development_logging
+from .output import OutputBuffer
 from .policies import RestartBudget, health_probe_retrying
-from .process import ChildEvent, ChildProcess, Exited, OutputBuffer, Wake, check_main_module
+from .process import ChildEvent, ChildProcess, Exited, Wake, check_main_module
 from .protocol import connect_address
 from .status import HostState, HostStatus
 from .supervisor import Supervision, _Stopped
@@ -368,6 +369,8 @@ class FlaskHost(Supervision):
             "sys_path": [cwd],
             "debug": self.config.debug,
             "workers": self.config.workers,
+            "server": self.config.server,
+            "shutdown_timeout": self.config.shutdown_timeout,
             "name": self.name,
         }
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import HostConfig
     from .health import ProbeResult
     from .host import FlaskHost
+    from .output import OutputBuffer
     from .policies import RestartBudget
-    from .process import ChildEvent, ChildProcess, OutputBuffer
+    from .process import ChildEvent, ChildProcess
 
 __all__ = ["Supervision"]
 

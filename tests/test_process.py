@@ -8,7 +8,8 @@ import pytest
 from conftest import TESTS, fd_count, pyhost_threads
 
 from pyhost import FlaskHost, HostState, SpawnError
-from pyhost.process import ChildProcess, OutputBuffer
+from pyhost.output import OutputBuffer
+from pyhost.process import ChildProcess
 
 
 def test_output_lines_are_kept_without_terminal_colour_codes():

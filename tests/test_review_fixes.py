@@ -11,7 +11,7 @@ import pytest
 from conftest import http_get, pyhost_threads, wait_until
 
 from pyhost import FlaskHost, HealthCheckTimeout, HostConfig, HostState, UnknownHostError
-from pyhost.process import OutputBuffer
+from pyhost.output import OutputBuffer
 
 FAST = dict(port=0, health_check_interval=0.05, health_check_timeout=5, shutdown_timeout=2)
 
