@@ -746,7 +746,7 @@ def classify_load_error(exc, target):
             record["missing_module"] = exc.name
             return record
     if isinstance(exc, NotWSGI):
-        return _record(APP_LOAD_ERROR, str(exc), exc, target=label, module=own)
+        return _record(APP_LOAD_ERROR, str(exc), exc, target=label, module=own, reason="not_wsgi")
     return _load_error(exc, target, None)
 
 

@@ -343,9 +343,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 announced = True
                 _say("[pyhost] Serving %s at %s (pid %s); press Ctrl+C to stop"
                      % (host.name, host.url, host.pid))
-            if host.state is HostState.FAILED and host.last_error is not None:
-                host.stop()
-                return print_error(host.last_error, "%s is down" % host.name,
+            error = host.last_error
+            if host.state is HostState.FAILED and error is not None:
+                host.stop()  # a deliberate stop: the error becomes history
+                return print_error(error, "%s is down" % host.name,
                                    traceback=args.verbose)
     finally:
         if stop_requested.is_set():

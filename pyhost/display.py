@@ -5,28 +5,27 @@ it up (state, in colour), where (a link while it serves), which process, for
 how long, how often it restarted, what went wrong last and what to do about it,
 and what the app printed recently (folded away, so output never floods a cell).
 Everything that comes from the app or the user is escaped.
+
+Below :mod:`pyhost.status` and :mod:`pyhost.host` (both call it for their
+``_repr_html_``), it takes them as they come and imports neither.
 """
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from .errors import HostError
-from .status import HostState, HostStatus
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .host import FlaskHost
 
 __all__ = ["status_html", "host_html", "format_duration"]
 
 #: Badge colours, readable with white text on light and dark themes.
 COLOURS = {
-    HostState.READY: "#1a7f37",
-    HostState.STARTING: "#9a6700",
-    HostState.RESTARTING: "#9a6700",
-    HostState.UNHEALTHY: "#bc4c00",
-    HostState.FAILED: "#cf222e",
-    HostState.STOPPED: "#57606a",
+    "READY": "#1a7f37",
+    "STARTING": "#9a6700",
+    "RESTARTING": "#9a6700",
+    "UNHEALTHY": "#bc4c00",
+    "FAILED": "#cf222e",
+    "STOPPED": "#57606a",
 }
 
 #: States in which the URL answers (or is about to): only then is it a link.
@@ -52,7 +51,7 @@ def format_duration(seconds: float) -> str:
     return "%d d %d h" % divmod(hours, 24)
 
 
-def status_html(status: HostStatus, title: str = "",
+def status_html(status: Any, title: str = "",
                 output: Optional[Sequence[str]] = None) -> str:
     """One table: state badge, URL, pid, uptime, restarts, health, last error, output."""
     rows: List[Tuple[str, str]] = []
@@ -78,7 +77,7 @@ def status_html(status: HostStatus, title: str = "",
         rows.append(("Health", _esc(text)))
     error = status.last_error
     if error is not None:
-        label = "Last error" if status.state is not HostState.READY else "Last error (recovered)"
+        label = "Last error" if status.state.value != "READY" else "Last error (recovered)"
         rows.append((label, _error_html(error)))
     if output:
         rows.append(("Output", _folded("last %d line%s of the app's output"
@@ -87,7 +86,7 @@ def status_html(status: HostStatus, title: str = "",
     body = "".join(
         "<tr><th style='text-align:left;vertical-align:top;padding-right:1em'>%s</th>"
         "<td style='text-align:left'>%s</td></tr>" % (_esc(name), value) for name, value in rows)
-    colour = COLOURS.get(status.state, COLOURS[HostState.STOPPED])
+    colour = COLOURS.get(status.state.value, COLOURS["STOPPED"])
     return (
         "<div class='pyhost-status'><div><b>%s</b> "
         "<span style='background:%s;color:white;border-radius:4px;padding:1px 6px'>%s</span>"
@@ -96,7 +95,7 @@ def status_html(status: HostStatus, title: str = "",
     )
 
 
-def host_html(host: "FlaskHost") -> str:
+def host_html(host: Any) -> str:
     return status_html(host.status(), "FlaskHost %s" % host.target_label,
                        output=host.logs(OUTPUT_LINES))
 

@@ -6,10 +6,12 @@ strings and numbers); the parent rebuilds the typed exception with
 """
 from __future__ import annotations
 
-import enum
 import errno as _errno
 import signal as _signal
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Type
+
+from .protocol import ErrorType
+from .troubleshooting import steps_for
 
 __all__ = [
     "ErrorType",
@@ -27,24 +29,6 @@ __all__ = [
     "error_from_record",
     "signal_name",
 ]
-
-
-class ErrorType(str, enum.Enum):
-    """What went wrong, in the ancestor bridge's vocabulary."""
-
-    PYTHON_NOT_FOUND = "PYTHON_NOT_FOUND"
-    SCRIPT_NOT_FOUND = "SCRIPT_NOT_FOUND"
-    DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
-    PORT_IN_USE = "PORT_IN_USE"
-    PROCESS_SPAWN_ERROR = "PROCESS_SPAWN_ERROR"
-    PROCESS_CRASH = "PROCESS_CRASH"
-    HEALTH_CHECK_TIMEOUT = "HEALTH_CHECK_TIMEOUT"
-    NETWORK_ERROR = "NETWORK_ERROR"
-    APP_LOAD_ERROR = "APP_LOAD_ERROR"
-    UNKNOWN_ERROR = "UNKNOWN_ERROR"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Errors that no restart can fix: retrying them only hides the message.
@@ -93,8 +77,6 @@ class HostError(Exception):
         self.message = message
         if troubleshooting is None:
             # Raised directly (not via make_error): still say what to do.
-            from .troubleshooting import steps_for
-
             troubleshooting = steps_for(
                 self.type, message=message, port=port, signal=signal, exit_code=exit_code,
                 missing_module=missing_module, details=details or {})

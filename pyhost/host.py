@@ -1,77 +1,58 @@
-"""``FlaskHost``: start, probe, supervise and stop one hosted app (parent side).
+"""``FlaskHost``: the public façade over one hosted app.
 
-One lifecycle is written once (:meth:`FlaskHost._launch`): start a child, wait
-for its pushed "bound" report (or its typed failure, or its death), probe HTTP
-health, mark READY. ``start()`` runs it in the caller's thread; after a crash
-or a hang the supervisor thread (:mod:`pyhost.supervisor`, mixed in) runs the
-same code under the restart budget.
+The work is done by three objects, each with one job:
+
+- :class:`pyhost.lifecycle.Lifecycle` — the state machine: the only writer of
+  state and last error, and the source of ``on_event`` events (its module
+  docstring has the threading model);
+- a launcher (:mod:`pyhost.launcher`) — starts one child and waits until it is
+  ready (or probes an ``external_url``);
+- :class:`pyhost.supervisor.Supervisor` — brings the host up under the
+  restart policy and keeps it up from its own thread.
+
+``FlaskHost`` wires them together and adds what users touch: ``start()``,
+``stop()``, ``status()``, ``url``, the context manager and the WSGI surfaces.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import queue
-import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, List, Optional
 
-import tenacity
-
-from . import protocol, registry
+from . import registry
 from .config import HostConfig
-from .errors import (
-    ErrorType,
-    HostError,
-    ProcessCrash,
-    UnknownHostError,
-    error_from_record,
-    make_error,
-)
-from .health import HealthStats, ProbeResult, abort_probes, probe
+from .errors import HostError, UnknownHostError
+from .health import HealthStats
+from .launcher import ChildLauncher, ExternalLauncher, Interrupted, Launcher
+from .lifecycle import HostEvent, Lifecycle, event
 from .logs import enable_development_logging
 from .output import OutputBuffer
-from .policies import RestartBudget, health_probe_retrying
-from .process import ChildEvent, ChildProcess, Exited, Wake, check_main_module
-from .protocol import connect_address
+from .policies import RestartBudget
+from .process import ChildEvent, Wake
 from .status import HostState, HostStatus
-from .supervisor import Supervision, _Stopped
+from .supervisor import Supervisor
 from .targets import parse_target
 
 __all__ = ["FlaskHost", "HostEvent"]
 
 log = logging.getLogger("pyhost")
 
-_MIN_PROBE_TIMEOUT = 0.1  # a loopback answer within the health-check budget's last moment
+_ACTIVE = frozenset(state for state in HostState if state.active)
 
 
-class HostEvent:
-    """What ``on_event`` callbacks receive: ``name`` is one of started, ready,
-    crashed, unhealthy, restarting, restarted, gave_up, stopped."""
-
-    __slots__ = ("name", "host", "error", "data", "at")
-
-    def __init__(self, name: str, host: "FlaskHost", error: Optional[HostError] = None,
-                 **data: Any) -> None:
-        self.name = name
-        self.host = host
-        self.error = error
-        self.data = data
-        self.at = time.time()
-
-    def __repr__(self) -> str:
-        return "HostEvent(%r, %s%s)" % (self.name, self.data, ", error=%r" % self.error
-                                        if self.error else "")
-
-
-class FlaskHost(Supervision):
+class FlaskHost:
     """Host a Flask (or any WSGI) app in a supervised child process.
 
     ``FlaskHost("myapp:app", port=0)`` — keyword fields are ``HostConfig``
     fields. ``start()`` blocks until the app answers HTTP or raises a typed
     ``HostError``; use it as a context manager to always stop it.
     """
+
+    #: Starting this host replaces a running host of the same target on any
+    #: port (``@hosted(...).start()`` and re-run notebook cells), not only on its own.
+    replaces_same_target = False
 
     def __init__(self, app: Any = None, *, config: Optional[HostConfig] = None,
                  on_event: Optional[Callable[[HostEvent], None]] = None,
@@ -89,26 +70,27 @@ class FlaskHost(Supervision):
         self.app = app
         self.target_label = self._validate_target(app) if app is not None else config.external_url
         self.name = name or _short_name(self.target_label)
-        self._lock = threading.RLock()
         self._start_lock = threading.RLock()
         self._stopping = threading.Event()
-        self._events: "queue.Queue[ChildEvent]" = queue.Queue()
+        self._lifecycle = Lifecycle(self)
         self._output = OutputBuffer(config.stderr_lines, self.name)
         self._health = HealthStats()
         self._budget = RestartBudget.from_config(config)
-        self._state = HostState.STOPPED
-        self._child: Optional[ChildProcess] = None
-        self._port: Optional[int] = None
-        self._ready_at: Optional[float] = None
-        self._last_error: Optional[HostError] = None
-        self._supervisor: Optional[threading.Thread] = None
-        self._listeners: List[Callable[[HostEvent], None]] = []
-        self._liveness_failures = 0
-        self._spec: Optional[Dict[str, Any]] = None
-        self._callbacks = threading.local()  # .depth > 0 inside an on_event callback
-        self._probes_in_flight: Set[Any] = set()  # stop() cuts them short
+        common = dict(stopping=self._stopping, output=self._output, health=self._health,
+                      emit=self._lifecycle.emit)
+        self._launcher: Launcher
+        if config.external_url is not None:
+            self._launcher = ExternalLauncher(config, self.name, **common)
+        else:
+            self._launcher = ChildLauncher(
+                config, self.name, app, str(self.target_label),
+                describe_holder=lambda port: registry.describe_holder(self, port), **common)
+        self._supervisor = Supervisor(
+            config, lifecycle=self._lifecycle, launcher=self._launcher, budget=self._budget,
+            stopping=self._stopping, events=self._launcher.events,
+            claim=lambda: registry.claim(self), release=lambda: registry.release(self))
         if on_event is not None:
-            self._listeners.append(on_event)
+            self._lifecycle.add_listener(on_event)
         if config.development:
             enable_development_logging()
 
@@ -126,117 +108,112 @@ class FlaskHost(Supervision):
 
         A no-op on a host that is already started.
         """
-        self._refuse_on_supervisor_thread("start")
+        self._refuse_in_callback("start")
         return self._start(keep_port=False)
 
     def _start(self, keep_port: bool) -> "FlaskHost":
         with self._start_lock:
-            if self._state.active:
+            if self._lifecycle.state.active:
                 return self
             self._stopping.clear()
             self._budget.reset()
-            self._last_error = None
-            self._liveness_failures = 0
-            if not keep_port:
-                self._port = None
-            self._set_state(HostState.STARTING)
+            if not keep_port and self.config.external_url is None:
+                self._launcher.port = None
+            self._lifecycle.to(HostState.STARTING, error=None)
             try:
-                registry.claim(self)
-                if self.config.external_url:
-                    self._start_external()
-                else:
-                    # Once per start(), not per restart: the environment as of
-                    # start(), the shipped target, the pre-flight checks.
-                    self._spec = self._build_spec()
-                    self._preflight()
-                    self._run_until_ready(None, starting=True)
-            except _Stopped:
-                self._set_state(HostState.STOPPED)
-                raise UnknownHostError(
-                    "start() of %s was interrupted by stop()" % self.name) from None
+                with registry.starting(self) as reuse:
+                    if reuse and self._launcher.port is None:
+                        self._launcher.port = reuse  # a replaced host's URL stays the same
+                    self._launcher.prepare()
+                    self._supervisor.bring_up(starting=True)
+            except Interrupted:
+                error = UnknownHostError("start() of %s was interrupted by stop()" % self.name,
+                                         details={"reason": "interrupted"})
+                if not self._lifecycle.to(HostState.STOPPED, error=error, only_from=_ACTIVE):
+                    self._lifecycle.set_error(error)
+                raise error from None
             except HostError as exc:
-                self._fail(exc, "Failed to start %s" % self.name)
-                if exc.details.get("gave_up"):  # startup deaths used up the restart budget
-                    self._emit("gave_up", exc)
+                self._supervisor.fail(exc, "Failed to start %s" % self.name,
+                                      gave_up=bool(exc.details.get("gave_up")), raised=True)
                 raise
             except BaseException:
                 self.stop()
                 raise
-            self._start_supervisor()
+            self._supervisor.start_thread()
             return self
 
     def stop(self, timeout: Optional[float] = None) -> None:
         """Stop the child (pipe stop → SIGTERM → SIGKILL within ``timeout``).
 
-        Idempotent; safe from ``atexit`` and signal handlers; leaves the port free.
+        Idempotent; safe from ``atexit``, signal handlers and ``on_event``
+        callbacks; leaves the port free.
         """
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         self._stopping.set()
-        self._events.put(ChildEvent(None, Wake()))
-        with self._lock:
-            child = self._child
-            was = self._state
-        abort_probes(self._probes_in_flight)  # e.g. an external_url that stopped answering
-        if child is not None:
-            how = child.shutdown(timeout)
-            if was.active:
-                log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
-        supervisor = self._supervisor
-        if supervisor is not None and supervisor is not threading.current_thread():
-            supervisor.join(timeout + 5)
-        with self._lock:
-            self._supervisor = None
-            self._ready_at = None
-            if self._state.active:
-                self._state = HostState.STOPPED
+        self._launcher.events.put(ChildEvent(None, Wake()))
+        was = self._lifecycle.state
+        child = self._launcher.child
+        how = self._launcher.shutdown(timeout)
+        if how and was.active and child is not None:
+            log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
+        self._supervisor.join(timeout + 5)
+        # A start() under way on another thread sees the stop and unwinds; wait
+        # for it, so that no child it launched outlives this call.
+        got = self._start_lock.acquire(timeout=timeout + 5)
+        try:
+            stopped = [event("stopped")] if was.active else []
+            self._lifecycle.to(HostState.STOPPED, *stopped,
+                               only_from=frozenset(HostState) - {HostState.STOPPED})
+        finally:
+            if got:
+                self._start_lock.release()
         registry.release(self)
-        if was.active:
-            self._emit("stopped")
 
     def restart(self) -> "FlaskHost":
         """Stop gracefully and start again on the same port; resets the restart budget."""
-        self._refuse_on_supervisor_thread("restart")
+        self._refuse_in_callback("restart")
         self.stop()
         return self._start(keep_port=True)
 
     def is_ready(self) -> bool:
-        return self._state is HostState.READY
+        return self._lifecycle.state is HostState.READY
 
     def get_last_error(self) -> Optional[HostError]:
-        return self._last_error
+        """The error behind the current state; None when running fine or stopped on purpose."""
+        return self._lifecycle.error
 
     @property
     def last_error(self) -> Optional[HostError]:
-        return self._last_error
+        return self._lifecycle.error
+
+    @property
+    def errors(self) -> List[HostError]:
+        """Every recent error, oldest first (crashes that were recovered from included)."""
+        return self._lifecycle.history
 
     @property
     def state(self) -> HostState:
-        return self._state
+        return self._lifecycle.state
 
     @property
     def port(self) -> Optional[int]:
         """The real port (also when configured with port=0); None before the first bind."""
-        if self.config.external_url:
-            from urllib.parse import urlsplit
-
-            parts = urlsplit(self.config.external_url)
-            return parts.port or (443 if parts.scheme == "https" else 80)
-        return self._port
+        return self._launcher.port
 
     @property
     def url(self) -> Optional[str]:
-        if self.config.external_url:
-            return self.config.external_url.rstrip("/")
-        if self._port is None:
-            return None
-        host = connect_address((self.config.host, self._port))[0]  # a wildcard → loopback
-        if ":" in host:
-            host = "[%s]" % host
-        return "http://%s:%d" % (host, self._port)
+        return self._launcher.url
+
+    def url_for(self, path: str = "/") -> str:
+        """The host's URL joined with ``path`` (like pytest-flask's ``live_server.url()``)."""
+        base = self.url
+        if base is None:
+            raise RuntimeError("%s has no URL yet: start() it first" % self.name)
+        return base + (path if path.startswith("/") else "/" + path)
 
     @property
     def pid(self) -> Optional[int]:
-        child = self._child
+        child = self._launcher.child
         if child is None or child.exited.is_set():
             return None
         return child.pid
@@ -247,28 +224,28 @@ class FlaskHost(Supervision):
 
     def on_event(self, callback: Callable[[HostEvent], None]) -> Callable[[HostEvent], None]:
         """Register ``callback(HostEvent)``; usable as a decorator."""
-        self._listeners.append(callback)
+        self._lifecycle.add_listener(callback)
         return callback
 
     def status(self) -> HostStatus:
-        with self._lock:
-            state = self._state
-            ready_at = self._ready_at
-        health = self._health.snapshot()
+        state, error, ready_since = self._lifecycle.snapshot()
         return HostStatus(
             state=state,
             is_ready=state is HostState.READY,
             is_restarting=state is HostState.RESTARTING,
             restart_attempts=self._budget.current_attempts(),
             total_restarts=self._budget.total,
-            last_error=self._last_error,
-            uptime=(time.monotonic() - ready_at) if ready_at is not None else None,
+            last_error=error,
+            uptime=(time.monotonic() - ready_since) if ready_since is not None else None,
             last_health_check=self._health.last_check,
             pid=self.pid,
             port=self.port,
             url=self.url,
             target=str(self.target_label),
-            health=health,
+            health=self._health.snapshot(),
+            circuit=self._lifecycle.circuit,
+            workers=self._supervisor.workers if state.active else (),
+            error_history=tuple(self._lifecycle.history),
         )
 
     def __enter__(self) -> "FlaskHost":
@@ -278,13 +255,14 @@ class FlaskHost(Supervision):
         self.stop()
 
     def __repr__(self) -> str:
-        parts = [self._state.value.lower()]
+        state, error, _ = self._lifecycle.snapshot()
+        parts = [state.value.lower()]
         if self.url:
             parts.append("at %s" % self.url)
         if self.pid:
             parts.append("pid %d" % self.pid)
-        if self._last_error is not None and self._state is not HostState.READY:
-            parts.append("last error %s" % self._last_error.type.value)
+        if error is not None and state is not HostState.READY:
+            parts.append("last error %s" % error.type.value)
         return "<FlaskHost %s %s>" % (self.target_label, " ".join(parts))
 
     def _repr_html_(self) -> str:
@@ -295,8 +273,7 @@ class FlaskHost(Supervision):
     def proxy_app(self, **options: Any) -> Any:
         """A WSGI app forwarding to the child; 503 + JSON while not ready.
 
-        ``options`` go to :class:`pyhost.wsgi.ProxyApp` (``prefix``, ``timeout``,
-        ``chunk_size``).
+        ``options`` go to :class:`pyhost.wsgi.ProxyApp`.
         """
         from .wsgi import proxy_app
 
@@ -308,259 +285,15 @@ class FlaskHost(Supervision):
 
         return health_app(self)
 
-    # ------------------------------------------------------------ lifecycle
-    def _launch(self) -> None:
-        started = time.monotonic()
-        assert self._spec is not None
-        # Restarts keep the real port, so the URL stays the same (also for port=0).
-        spec = dict(self._spec, port=self._port if self._port is not None else self.config.port)
-        child = ChildProcess(spec, method=self.config.resolved_start_method,
-                             python=self.config.python, events=self._events,
-                             output=self._output, name=self.name)
-        if self._output.total_lines:
-            # Before start(): the new child's first line must come after the mark.
-            self._output.add_mark("[pyhost] --- output of a new app process from here ---")
-        child.start()
-        with self._lock:
-            self._child = child
-            stopping = self._stopping.is_set()
-        if stopping:
-            child.shutdown(self.config.shutdown_timeout)
-            raise _Stopped()
-        log.debug("started child pid %s (%s)", child.pid, self.config.resolved_start_method)
-        self._emit("started", pid=child.pid)
-        try:
-            port = self._await_bound(child)
-            bound = time.monotonic()
-            self._port = port
-            self._probe_until_healthy(child)
-        except BaseException:
-            child.shutdown(min(self.config.shutdown_timeout, 1.0))
-            raise
-        ready_at = self._mark_ready()
-        self._budget.ready()
-        log.info("✓ %s ready at %s (pid %s) in %.0f ms (bound after %.0f ms)",
-                 self.name, self.url, child.pid, (ready_at - started) * 1000,
-                 (bound - started) * 1000)
-        self._emit("ready", pid=child.pid, seconds=ready_at - started)
-
-    def _mark_ready(self) -> float:
-        """READY as of now (returned), unless stop() ran since the passing probe."""
-        with self._lock:
-            # READY then would describe a child that is gone.
-            if self._stopping.is_set():
-                raise _Stopped()
-            self._state = HostState.READY
-            self._ready_at = time.monotonic()
-            self._liveness_failures = 0
-            return self._ready_at
-
-    def _build_spec(self) -> Dict[str, Any]:
-        if not self.config.python:
-            check_main_module(self.config.resolved_start_method)
-        environ = dict(os.environ)
-        environ.update(self.config.env)
-        cwd = os.getcwd()
-        return {
-            "target": parse_target(self.app, by_value=bool(self.config.python)),
-            "host": self.config.host,
-            "environ": environ,
-            "cwd": cwd,
-            "sys_path": [cwd],
-            "debug": self.config.debug,
-            "workers": self.config.workers,
-            "server": self.config.server,
-            "shutdown_timeout": self.config.shutdown_timeout,
-            "name": self.name,
-        }
-
-    def _preflight(self) -> None:
-        if self.config.python or self.config.requires:
-            from .preflight import run_preflight
-
-            run_preflight(self.config, target=self._spec["target"] if self._spec else None)
-
-    def _await_bound(self, child: ChildProcess) -> int:
-        deadline = time.monotonic() + self.config.startup_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise make_error(
-                    ErrorType.HEALTH_CHECK_TIMEOUT,
-                    "%s did not finish loading and bind within startup_timeout=%.1fs"
-                    % (self.name, self.config.startup_timeout),
-                    stderr_tail=self._output.tail(), details={"phase": "loading"},
-                )
-            try:
-                event = self._events.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if self._stopping.is_set():
-                raise _Stopped()
-            if event.child is not child:
-                continue
-            message = event.message
-            if isinstance(message, protocol.Loaded):
-                log.debug("%s loaded in %.0f ms", self.name, message.seconds * 1000)
-            elif isinstance(message, protocol.Bound):
-                return int(message.port)
-            elif isinstance(message, protocol.Failed):
-                child.wait(2.0)  # let the pump read the rest of its output
-                raise self._reported_error(child, message.record)
-            elif isinstance(message, Exited):
-                raise self._crash_error(child, "during startup")
-
-    def _reported_error(self, child: ChildProcess, record: Dict[str, Any]) -> HostError:
-        details = dict(record.get("details") or {})
-        if self.config.python:
-            # The pip/reproduce lines must name the child's interpreter, not this one.
-            details.setdefault("python", self.config.python)
-            if record.get("type") == ErrorType.SCRIPT_NOT_FOUND.value:
-                found = _importable_here(child.spec["target"], str(record.get("message")))
-                if found:  # e.g. a notebook's sys.path.append("../src"), which python= lacks
-                    details["importable_here"] = found
-        extra: Dict[str, Any] = {"stderr_tail": self._output.tail(), "exit_code": child.exitcode}
-        if record.get("type") == ErrorType.PORT_IN_USE.value:
-            holder = registry.describe_holder(self, record.get("port"))
-            if holder:
-                details.update(holder)
-                record = dict(record, message="Port %s is already in use by %s. Stop it, or "
-                              "start with a different port (port=0 picks a free one)."
-                              % (record.get("port"), holder["holder"]))
-        record = dict(record, details=details)
-        return error_from_record(record, **extra)
-
-    def _crash_error(self, child: ChildProcess, when: str) -> HostError:
-        child.wait(2.0)
-        if not child.checked_in and (child.exitcode or 0) >= 0:
-            # Died in multiprocessing's own bootstrap, before pyhost's code ran:
-            # under spawn/forkserver that is re-importing this program's __main__
-            # (no __name__ guard, or its top level raised). Same every time: not retried.
-            main = getattr(sys.modules.get("__main__"), "__file__", None)
-            return make_error(
-                ErrorType.PROCESS_SPAWN_ERROR,
-                "The child for %s (pid %s) %s before pyhost's code ran in it: multiprocessing "
-                "could not prepare it%s. Its output went to this process's stderr, not to "
-                "host.logs()." % (
-                    self.name, child.pid, child.describe_exit(),
-                    " (in a %s child it re-imports this program's __main__ module %s first: "
-                    "a script without the if __name__ == '__main__': guard, or top-level code "
-                    "that raised, ends the child there)" % (child.method, main)
-                    if main and child.method != "fork" else ""),
-                stderr_tail=self._output.tail(), exit_code=child.exitcode,
-                details={"pid": child.pid, "when": when, "main": main},
-            )
-        error = make_error(
-            ErrorType.PROCESS_CRASH,
-            "The app process for %s (pid %s) %s %s" % (self.name, child.pid,
-                                                        child.describe_exit(), when),
-            stderr_tail=self._output.tail(),
-            exit_code=child.exitcode if (child.exitcode or 0) >= 0 else None,
-            signal=child.exit_signal,
-            details={"pid": child.pid, "when": when, "target": str(self.target_label),
-                     "kind": child.spec["target"]["kind"]},
-        )
-        assert isinstance(error, ProcessCrash)
-        return error
-
-    def _probe_url(self) -> str:
-        base = self.url or ""
-        return base + (self.config.health_path or "/")
-
-    def _probe_once(self, url: str, timeout: float) -> ProbeResult:
-        result = probe(url, timeout=timeout, require_2xx=self.config.health_path is not None,
-                       in_flight=self._probes_in_flight)
-        self._health.record(result)
-        return result
-
-    def _probe_until_healthy(self, child: Optional[ChildProcess]) -> ProbeResult:
-        config = self.config
-        url = self._probe_url()
-        timeout = min(config.health_check_timeout, max(2.0, config.health_check_max_interval))
-        abort = child.abort if child is not None else self._stopping
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            result = state.outcome.result() if state.outcome else None
-            log.info("Health check attempt %d/%d... (%s)", state.attempt_number,
-                     config.health_check_max_retries, result.reason if result else "?")
-
-        retrying = health_probe_retrying(
-            config, abort=lambda: abort.is_set() or self._stopping.is_set(),
-            sleep=abort.wait, before_sleep=before_sleep)
-        deadline = time.monotonic() + config.health_check_timeout
-
-        def probe_within_budget() -> ProbeResult:
-            # The last probe gets what is left of health_check_timeout, not a full timeout.
-            left = deadline - time.monotonic()
-            return self._probe_once(url, max(_MIN_PROBE_TIMEOUT, min(timeout, left)))
-
-        result: ProbeResult = retrying(probe_within_budget)
-        if result.ok:
-            return result
-        if self._stopping.is_set():
-            raise _Stopped()
-        if child is not None and child.exited.is_set():
-            raise self._crash_error(child, "during the health check")
-        attempts = retrying.statistics.get("attempt_number", "?")
-        kind = ErrorType.HEALTH_CHECK_TIMEOUT
-        if child is None and result.status is None:
-            kind = ErrorType.NETWORK_ERROR
-        raise make_error(
-            kind,
-            "%s health check failed after %s attempts (last: %s) at %s"
-            % (self.name, attempts, result.reason, url),
-            stderr_tail=self._output.tail(),
-            details={"url": url, "health_path": config.health_path, "last_result": result.reason,
-                     "phase": "health"},
-        )
-
-    def _start_external(self) -> None:
-        started = time.monotonic()
-        self._probe_until_healthy(None)
-        ready_at = self._mark_ready()
-        log.info("✓ External app at %s is healthy (%.0f ms)", self.url,
-                 (ready_at - started) * 1000)
-        self._emit("ready", seconds=ready_at - started)
-
-    # ----------------------------------------------------------- supervision
-    def _fail(self, error: HostError, what: str) -> None:
-        self._last_error = error
-        child = self._child
-        if child is not None:  # closes what is left of one that has exited, stops one that has not
-            child.shutdown(self.config.shutdown_timeout)
-        with self._lock:
-            self._state = HostState.FAILED
-            self._ready_at = None
-        registry.release(self)
-        log.error("❌ %s: %s", what, error.describe())
-
     # --------------------------------------------------------------- helpers
-    def _refuse_on_supervisor_thread(self, what: str) -> None:
+    def _refuse_in_callback(self, what: str) -> None:
         # on_event callbacks run inside start() or on the supervisor thread;
         # starting from there would leave two supervisors and an untracked child.
-        if getattr(self._callbacks, "depth", 0):
+        if self._lifecycle.in_callback:
             raise RuntimeError(
                 "%s() was called from an on_event callback of %s; callbacks run on pyhost's "
                 "supervisor thread. Call it from another thread (stop() is fine here)."
                 % (what, self.name))
-
-    def _set_state(self, state: HostState) -> None:
-        with self._lock:
-            self._state = state
-
-    def _emit(self, name: str, error: Optional[HostError] = None, **data: Any) -> None:
-        if not self._listeners:
-            return
-        event = HostEvent(name, self, error, **data)
-        self._callbacks.depth = getattr(self._callbacks, "depth", 0) + 1
-        try:
-            for listener in list(self._listeners):
-                try:
-                    listener(event)
-                except Exception:  # noqa: BLE001 - a callback must not break supervision
-                    log.exception("on_event callback %r failed for %s", listener, name)
-        finally:
-            self._callbacks.depth -= 1
 
 
 def _short_name(label: Any) -> str:
@@ -573,24 +306,3 @@ def _short_name(label: Any) -> str:
         text = text[:57] + "..."
     return text
 
-
-def _importable_here(target: Dict[str, Any], message: str) -> Optional[str]:
-    """The sys.path entry this process imports ``target``'s module from, if any.
-
-    Asked when the child reported the module's top-level package missing. Only
-    the top-level name is looked up (nothing is imported): a child under
-    ``python=`` has its own sys.path, without entries this process added.
-    """
-    if target.get("kind") != "module" or not target.get("module"):
-        return None
-    top = str(target["module"]).split(".")[0]
-    if "no module named '%s'" % top not in message.lower():
-        return None
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not os.path.isabs(spec.origin):
-        return None
-    origin = os.path.dirname(spec.origin)
-    return os.path.dirname(origin) if spec.submodule_search_locations else origin

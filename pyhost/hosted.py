@@ -96,31 +96,28 @@ class HostedFactory:
         label = str(host.target_label)
         with _started_lock:
             previous = _started.get(label)
-        failed = previous is not None and previous.state is HostState.FAILED
-        if failed and previous is not None:
-            # Its app process is gone, but stop() still closes what is left of
-            # it and joins its supervisor thread; it stays FAILED, with its error.
+        if previous is not None and previous.state is HostState.FAILED:
+            # It gave up and left the registry, which hands over running hosts
+            # only: stop() closes what is left of it, and its port is reused.
             previous.stop()
-        if previous is not None and (failed or previous.state.active):
-            same_address = previous.config.host == host.config.host
-            if same_address and host.config.port == 0 and previous.port:
-                # Keep the URL: take over the previous host's port. The registry
-                # stops the previous host when this one claims it (and logs it).
+            if host.config.port == 0 and previous.port \
+                    and previous.config.host == host.config.host:
                 try:
-                    host = self.host(**dict(overrides, port=previous.port)).start()
+                    return self._remember(label, self._replacing(
+                        dict(overrides, port=previous.port)).start())
                 except PortInUse:
-                    # Something else took the port in between: any port will do.
-                    host = self.host(**overrides).start()
-            elif same_address and host.config.port == previous.port:
-                host.start()  # the registry hands the port over
-            else:
-                if not failed:
-                    log.warning("⚠ Replacing %r, started earlier from the same factory (e.g. "
-                                "a re-run notebook cell)", previous)
-                    previous.stop()
-                host.start()
-        else:
-            host.start()
+                    pass  # something else took the port in between: any port will do
+        # A running host of this factory is replaced by the registry, on any
+        # port, and with port=0 the new host takes over its port.
+        return self._remember(label, self._replacing(overrides).start())
+
+    def _replacing(self, overrides: Dict[str, Any]) -> FlaskHost:
+        host = self._host(overrides, "start")
+        host.replaces_same_target = True
+        return host
+
+    @staticmethod
+    def _remember(label: str, host: FlaskHost) -> FlaskHost:
         with _started_lock:
             _started[label] = host
         return host

@@ -33,7 +33,7 @@ from .status import HostState
 
 if TYPE_CHECKING:  # pragma: no cover
     from .health import ProbeResult
-    from .host import FlaskHost, HostEvent
+    from .lifecycle import HostEvent
 
 __all__ = ["HostCollector", "collector_for", "exposition", "metrics_text", "LATENCY_BUCKETS"]
 
@@ -42,7 +42,7 @@ __all__ = ["HostCollector", "collector_for", "exposition", "metrics_text", "LATE
 LATENCY_BUCKETS: Tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                       0.5, 1.0, 2.5, 5.0, 10.0)
 
-_collectors: "weakref.WeakKeyDictionary[FlaskHost, HostCollector]" = weakref.WeakKeyDictionary()
+_collectors: "weakref.WeakKeyDictionary[Any, HostCollector]" = weakref.WeakKeyDictionary()
 _collectors_lock = threading.Lock()
 
 
@@ -54,7 +54,7 @@ class HostCollector:
     the startup probes too.
     """
 
-    def __init__(self, host: "FlaskHost", buckets: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
+    def __init__(self, host: Any, buckets: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
         # Weak: the collector lives in a WeakKeyDictionary keyed by the host,
         # and a strong reference back would keep every host alive forever.
         self._host = weakref.ref(host)
@@ -78,11 +78,11 @@ class HostCollector:
             self._latency_sum += result.latency
 
     @property
-    def host(self) -> Optional["FlaskHost"]:
+    def host(self) -> Optional[Any]:
         return self._host()
 
     def _on_event(self, event: "HostEvent") -> None:
-        self._count_error(event.host.last_error)
+        self._count_error(event.error)
 
     def _count_error(self, error: Optional[HostError]) -> None:
         if error is None or error.details.get("gave_up"):
@@ -175,7 +175,7 @@ def _cumulative(buckets: Tuple[float, ...], counts: List[int]) -> List[Tuple[str
     return out
 
 
-def collector_for(host: "FlaskHost") -> Tuple[HostCollector, CollectorRegistry]:
+def collector_for(host: Any) -> Tuple[HostCollector, CollectorRegistry]:
     """The host's collector and its own registry, created on first use."""
     with _collectors_lock:
         entry = _collectors.get(host)
@@ -187,12 +187,12 @@ def collector_for(host: "FlaskHost") -> Tuple[HostCollector, CollectorRegistry]:
     return entry  # type: ignore[return-value]
 
 
-def metrics_text(host: "FlaskHost") -> bytes:
+def metrics_text(host: Any) -> bytes:
     """The Prometheus text exposition for ``host``."""
     return exposition(host)[0]
 
 
-def exposition(host: "FlaskHost", accept: Optional[str] = None) -> Tuple[bytes, str]:
+def exposition(host: Any, accept: Optional[str] = None) -> Tuple[bytes, str]:
     """``(body, content type)`` in the format the scraper's ``Accept`` header asks for
     (OpenMetrics or the Prometheus text format)."""
     encoder, content_type = choose_encoder(accept or "")

@@ -2,12 +2,13 @@
 
 - :func:`health_probe_retrying`: probes after "bound" (seed: 500 ms, ×1.2, max 2 s, 20 tries)
 - :func:`preflight_retrying`: interpreter and ``requires`` checks (2 tries, 1 s apart)
-- :func:`restart_wait` and :class:`RestartBudget`: restart backoff and the circuit breaker
+- :func:`restart_retrying` and :class:`RestartBudget`: restart backoff, the circuit breaker
 
 Sleeps and clocks are injectable so tests record waits instead of sleeping.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -15,7 +16,7 @@ import tenacity
 
 from .config import HostConfig
 
-__all__ = ["health_probe_retrying", "preflight_retrying", "restart_wait", "RestartBudget"]
+__all__ = ["health_probe_retrying", "preflight_retrying", "restart_retrying", "RestartBudget"]
 
 
 def health_probe_retrying(
@@ -66,12 +67,6 @@ def _last_result(state: tenacity.RetryCallState) -> Any:
     return state.outcome.result()
 
 
-def restart_wait(config: HostConfig) -> tenacity.wait.wait_base:
-    """``restart_delay × 2^(n-1)`` before the n-th consecutive restart."""
-    return tenacity.wait_exponential(multiplier=config.restart_delay, exp_base=2, min=0,
-                                     max=float("inf"))
-
-
 class _wait_within(tenacity.wait.wait_base):
     """``inner``'s wait, but never past ``budget`` seconds from the first attempt.
 
@@ -98,21 +93,61 @@ class _stop_when(tenacity.stop.stop_base):
         return self.predicate()
 
 
+def restart_retrying(
+    config: HostConfig,
+    budget: "RestartBudget",
+    *,
+    stopping: threading.Event,
+    retry: Callable[[BaseException], bool],
+    sleep: Optional[Callable[[float], Any]] = None,
+    before_sleep: Optional[Callable[[tenacity.RetryCallState], None]] = None,
+) -> tenacity.Retrying:
+    """The restart policy: relaunch a failed child until one is ready.
+
+    Each round starts with the failure that opened it (a crash, a hang, a death
+    during startup) as its first attempt. Between attempts it waits
+    ``restart_delay × 2^(n-1)`` before the n-th restart of the window, sleeping
+    on ``stopping`` so ``stop()`` ends the wait at once; it retries only what
+    ``retry`` calls transient, and stops when ``budget`` is spent (the circuit
+    breaker, whose count carries over from round to round until a child stays
+    healthy for ``restart_window``) or ``stop()`` was called. The last error
+    is re-raised when it stops.
+    """
+    return tenacity.Retrying(
+        stop=_stop_when(budget.spent) | _stop_when(stopping.is_set),
+        wait=wait_restart(budget, config.restart_delay),
+        retry=tenacity.retry_if_exception(retry),
+        before_sleep=before_sleep,
+        sleep=sleep if sleep is not None else stopping.wait,
+        reraise=True,
+    )
+
+
+class wait_restart(tenacity.wait.wait_base):
+    """``base × 2^n`` where n counts the window's restarts so far (not just this round's)."""
+
+    def __init__(self, budget: "RestartBudget", base: float) -> None:
+        self.budget = budget
+        self.base = base
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self.base * 2 ** self.budget.attempts
+
+
 class RestartBudget:
     """The circuit breaker: at most ``max_attempts`` restarts until a child stays healthy.
 
-    The counter resets only after a child has been ready and healthy for
+    The count resets only after a child has been ready and healthy for
     ``window`` seconds, so an app that crashes (or hangs) a second after every
     start gives up after ``max_attempts`` restarts instead of restarting
     forever. A hung child's healthy time ends at its last passing probe, not
     when the failed probes finally get it killed.
     """
 
-    def __init__(self, max_attempts: int, window: float, wait: tenacity.wait.wait_base,
+    def __init__(self, max_attempts: int, window: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.max_attempts = max_attempts
         self.window = window
-        self.wait = wait
         self.clock = clock
         self.attempts = 0
         self.total = 0
@@ -123,7 +158,7 @@ class RestartBudget:
     @classmethod
     def from_config(cls, config: HostConfig,
                     clock: Callable[[], float] = time.monotonic) -> "RestartBudget":
-        return cls(config.max_restart_attempts, config.restart_window, restart_wait(config), clock)
+        return cls(config.max_restart_attempts, config.restart_window, clock)
 
     def ready(self) -> None:
         """A child became ready (healthy) now, or is healthy again after failed probes."""
@@ -137,15 +172,17 @@ class RestartBudget:
         """The ready child stopped answering: it was healthy until its last passing probe."""
         self._end_stretch(self.healthy_at)
 
-    def not_ready(self) -> None:
-        """The ready child is gone (it was healthy until now)."""
+    def failure(self, reason: str) -> None:
+        """A child failed now (``reason`` goes into the history the gave-up error shows)."""
         self._end_stretch(self.clock())
+        self.history.append((self.clock(), reason))
 
     def _end_stretch(self, end: Optional[float]) -> None:
-        """A healthy stretch ended at ``end``: a full window of it earns a reset."""
+        """A healthy stretch ended at ``end``: a full window of it closes the circuit."""
         since = self.ready_since
         if since is not None and end is not None and end - since >= self.window:
             self.attempts = 0
+            self.history.clear()
         self.ready_since = None
 
     def current_attempts(self) -> int:
@@ -154,22 +191,26 @@ class RestartBudget:
             return 0
         return self.attempts
 
+    def spent(self) -> bool:
+        """No restart left in this window: the circuit opens."""
+        return self.attempts >= self.max_attempts
+
+    def record(self) -> int:
+        """A restart is scheduled; returns its number in the window."""
+        self.attempts += 1
+        return self.attempts
+
+    def launched(self) -> None:
+        """A restart's child is launched now (one stopped during its backoff never is)."""
+        self.total += 1
+
     def reset(self) -> None:
+        """A new start, or a half-open attempt that succeeded: the circuit is closed."""
         self.attempts = 0
         self.ready_since = self.healthy_at = None
         self.history.clear()
 
-    def restarting(self) -> None:
-        """A restart's child is launched now (one stopped during its backoff never is)."""
-        self.total += 1
-
-    def next_attempt(self, reason: str) -> Optional[Tuple[int, float]]:
-        """``(n, delay)`` for the next restart, or None when the budget is spent."""
-        self.not_ready()
-        self.history.append((self.clock(), reason))
-        if self.attempts >= self.max_attempts:
-            return None
-        self.attempts += 1
-        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-        state.attempt_number = self.attempts
-        return self.attempts, float(self.wait(state))
+    def describe(self) -> str:
+        """``+0.0s PROCESS_CRASH (SIGKILL); +2.1s ...``: the failures of this window."""
+        first = self.history[0][0] if self.history else 0.0
+        return "; ".join("+%.1fs %s" % (at - first, reason) for at, reason in self.history)

@@ -14,6 +14,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -152,8 +153,12 @@ class ChildProcess:
             self._close_fds()
             if isinstance(exc, SpawnError) or not isinstance(exc, Exception):
                 raise
+            # multiprocessing's "bootstrapping phase" RuntimeError: a script that
+            # starts a host at import time, re-run by a spawn/forkserver child.
+            reason = "bootstrap" if "bootstrapping phase" in str(exc) else type(exc).__name__
             raise SpawnError("could not start the child process for %s: %s: %s"
-                             % (self.spec["target"]["label"], type(exc).__name__, exc)) from exc
+                             % (self.spec["target"]["label"], type(exc).__name__, exc),
+                             details={"reason": reason}) from exc
         self._launch_ok = True
         launched.set()
 
@@ -328,6 +333,35 @@ class ChildProcess:
 
     def wait(self, timeout: Optional[float]) -> bool:
         return self.exited.wait(timeout)
+
+    def dump_stacks(self, timeout: float = 1.0) -> bool:
+        """Ask the child to write every thread's Python stack to its output; wait for it.
+
+        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``, which
+        works even while the app holds the GIL in C code. Returns False when the
+        child has exited or the platform lacks the signal; True once the dump has
+        arrived (or ``timeout`` passed).
+        """
+        signum = getattr(signal, protocol.STACKS_SIGNAL, None)
+        if signum is None or self.pid is None or self.exited.is_set() or not self.checked_in:
+            return False
+        before = self.output.total_lines
+        try:
+            os.kill(self.pid, signum)
+        except OSError:
+            return False
+        # The dump is one burst of lines, read by the pump thread: wait for it to
+        # start, then for the output to go quiet.
+        deadline = time.monotonic() + timeout
+        seen = before
+        while time.monotonic() < deadline and not self.exited.is_set():
+            if self.exited.wait(0.05):
+                break
+            now = self.output.total_lines
+            if now > before and now == seen:
+                break
+            seen = now
+        return True
 
     def shutdown(self, timeout: float) -> str:
         """Pipe stop → SIGTERM → SIGKILL within ``timeout``; returns how it ended."""

@@ -16,12 +16,13 @@ was imported), ``Bound`` (the socket listens and the server serves), then at
 most one of ``Failed`` or ``Stopped``; ``WorkerExited`` and ``Workers`` at any
 time while a multi-worker server runs. Parent → child: ``Stop``.
 """
+import enum
 from typing import Any, Dict, NamedTuple, Tuple
 
 __all__ = [
     "Hello", "Loaded", "Bound", "Failed", "Stopped", "Workers", "WorkerExited", "Stop",
     "Message", "encode", "decode", "ProtocolError",
-    "PROBE_AGENT", "EXIT_REPORTED", "STACKS_SIGNAL", "connect_address",
+    "ErrorType", "PROBE_AGENT", "EXIT_REPORTED", "STACKS_SIGNAL", "connect_address",
 ]
 
 #: The User-Agent of the parent's health probes (servers leave them out of the request log).
@@ -44,6 +45,25 @@ def connect_address(address: Tuple[str, int]) -> Tuple[str, int]:
     elif host == "::":
         host = "::1"
     return host, address[1]
+
+
+class ErrorType(str, enum.Enum):
+    """What went wrong: the ``type`` of every error record (``pyhost.errors`` has a class each)."""
+
+    PYTHON_NOT_FOUND = "PYTHON_NOT_FOUND"
+    SCRIPT_NOT_FOUND = "SCRIPT_NOT_FOUND"
+    DEPENDENCY_ERROR = "DEPENDENCY_ERROR"
+    PORT_IN_USE = "PORT_IN_USE"
+    PROCESS_SPAWN_ERROR = "PROCESS_SPAWN_ERROR"
+    PROCESS_CRASH = "PROCESS_CRASH"
+    HEALTH_CHECK_TIMEOUT = "HEALTH_CHECK_TIMEOUT"
+    NETWORK_ERROR = "NETWORK_ERROR"
+    APP_LOAD_ERROR = "APP_LOAD_ERROR"
+    UNKNOWN_ERROR = "UNKNOWN_ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 
 class ProtocolError(ValueError):

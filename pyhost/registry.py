@@ -1,75 +1,121 @@
 """The hosts running in this process: port hand-over, stop_all() and exit cleanup.
 
 Re-running a notebook cell must just work: a new host for the *same* target on
-a port that a running host of this process holds replaces it; a *different*
-target there is ``PortInUse`` naming the holder. Every host still running at
-interpreter exit is stopped (``atexit``).
+a port that a running host of this process holds replaces it (in a notebook
+also with ``port=0``, taking over the old host's port so the URL stays); a
+*different* target there is ``PortInUse`` naming the holder. Every host still
+running at interpreter exit is stopped (``atexit``).
+
+Hosts appear here only through their public attributes (``config``, ``port``,
+``target_label``, ``name``, ``pid``, ``stop()``): this module sits below
+:mod:`pyhost.host` and does not import it.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .errors import ErrorType, make_error
 from .ports import find_port_holder
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .host import FlaskHost
-
-__all__ = ["claim", "release", "running_hosts", "stop_all", "describe_holder"]
+__all__ = ["starting", "claim", "release", "running_hosts", "stop_all", "describe_holder"]
 
 log = logging.getLogger("pyhost")
 _lock = threading.RLock()
-_running: List["FlaskHost"] = []
+_running: List[Any] = []
+#: One lock per (host, port) being started: two threads starting hosts on one
+#: explicit port take turns, so the second sees the first one running (and
+#: replaces it, or gets PortInUse) instead of both binding at once.
+_address_locks: Dict[Tuple[str, int], threading.RLock] = {}
 
 
-def _port_of(host: "FlaskHost") -> Optional[int]:
-    return host._port or host.config.port or None
+def _port_of(host: Any) -> Optional[int]:
+    return host.port or host.config.port or None
 
 
-def _same_address(a: "FlaskHost", b: "FlaskHost", port: int) -> bool:
+def _same_address(a: Any, b: Any, port: int) -> bool:
     return _port_of(b) == port and (
         a.config.host == b.config.host or "0.0.0.0" in (a.config.host, b.config.host)
     )
 
 
-def claim(host: "FlaskHost") -> None:
+def _replaces_on_any_port(host: Any) -> bool:
+    """A host of ``@hosted(...).start()``, or of port 0 in a notebook (a re-run cell)."""
+    if host.config.external_url is not None:
+        return False
+    if getattr(host, "replaces_same_target", False):
+        return True
+    if host.config.port != 0:
+        return False
+    from .notebook import in_notebook
+
+    return in_notebook()
+
+
+@contextlib.contextmanager
+def starting(host: Any) -> Iterator[Optional[int]]:
+    """Claim ``host``'s address for the whole of its start.
+
+    Yields the port a replaced host of the same target had (port 0 in a
+    notebook), so the new host can keep its URL; None otherwise.
+    """
+    port = _port_of(host)
+    if host.config.external_url is not None or not port:
+        yield claim(host)
+        return
+    with _lock:
+        lock = _address_locks.setdefault((host.config.host, port), threading.RLock())
+    with lock:
+        yield claim(host)
+
+
+def claim(host: Any) -> Optional[int]:
     """Register ``host`` as running; hand over or refuse a port another host holds."""
     port = _port_of(host)
     to_stop = []
     with _lock:
-        if host.config.external_url is None and port:
-            for other in _running:
-                if other is host or not _same_address(host, other, port):
-                    continue
-                if str(other.target_label) == str(host.target_label):
-                    to_stop.append(other)
-                else:
-                    raise make_error(
-                        ErrorType.PORT_IN_USE,
-                        "Port %d is held by another FlaskHost in this process (%s, target %s). "
-                        "Stop it first (host.stop() or pyhost.stop_all()), or use another port."
-                        % (port, other.name, other.target_label),
-                        port=port, details={"holder": "FlaskHost(%s)" % other.target_label,
-                                            "holder_pid": None},
-                    )
+        for other in _running:
+            if other is host or other.config.external_url is not None:
+                continue
+            same_target = str(other.target_label) == str(host.target_label)
+            if same_target and _replaces_on_any_port(host) \
+                    and other.config.host == host.config.host:
+                to_stop.append(other)
+                continue
+            if host.config.external_url is not None or not port \
+                    or not _same_address(host, other, port):
+                continue
+            if not same_target:
+                raise make_error(
+                    ErrorType.PORT_IN_USE,
+                    "Port %d is held by another FlaskHost in this process (%s, target %s). "
+                    "Stop it first (host.stop() or pyhost.stop_all()), or use another port."
+                    % (port, other.name, other.target_label),
+                    port=port, details={"holder": "FlaskHost(%s)" % other.target_label,
+                                        "holder_pid": None, "holder_in_process": True},
+                )
+            to_stop.append(other)
         if host not in _running:
             _running.append(host)
+    reuse = None
     for other in to_stop:
-        log.warning("⚠ Replacing the running %r on port %d (same target, e.g. a re-run "
-                    "notebook cell)", other, port)
+        reuse = reuse or other.port
+        log.warning("⚠ Replacing the running %r on port %s (same target, e.g. a re-run "
+                    "notebook cell)", other, other.port)
         other.stop()
+    return reuse
 
 
-def release(host: "FlaskHost") -> None:
+def release(host: Any) -> None:
     with _lock:
         if host in _running:
             _running.remove(host)
 
 
-def running_hosts() -> List["FlaskHost"]:
+def running_hosts() -> List[Any]:
     with _lock:
         return list(_running)
 
@@ -85,7 +131,7 @@ def stop_all(timeout: Optional[float] = None) -> int:
     return len(hosts)
 
 
-def describe_holder(host: "FlaskHost", port: Optional[int]) -> Optional[Dict[str, Any]]:
+def describe_holder(host: Any, port: Optional[int]) -> Optional[Dict[str, Any]]:
     """Who holds ``port``: another host of this process, or a process found in /proc."""
     if not port:
         return None
@@ -93,12 +139,13 @@ def describe_holder(host: "FlaskHost", port: Optional[int]) -> Optional[Dict[str
         for other in _running:
             if other is not host and _port_of(other) == port:
                 return {"holder": "FlaskHost(%s) in this process" % other.target_label,
-                        "holder_pid": other.pid}
+                        "holder_pid": other.pid, "holder_in_process": True}
     found = find_port_holder(port)
     if found is None:
         return None
     pid, cmdline = found
-    return {"holder": "pid %d (%s)" % (pid, cmdline[:120]), "holder_pid": pid}
+    return {"holder": "pid %d (%s)" % (pid, cmdline[:120]), "holder_pid": pid,
+            "holder_cmdline": cmdline}
 
 
 # atexit runs handlers last-registered-first. multiprocessing's own handler

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from .errors import HostError
 
@@ -46,6 +46,12 @@ class HostStatus:
     url: Optional[str]
     target: str = ""
     health: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The circuit breaker: "closed", "open" (FAILED) or "half-open" (the try after cooldown).
+    circuit: str = "closed"
+    #: Worker pids of a multi-worker server (gunicorn), as its arbiter last reported them.
+    workers: Tuple[int, ...] = ()
+    #: Recent errors, oldest first, including crashes the host recovered from.
+    error_history: Tuple[HostError, ...] = ()
 
     @property
     def health_probes(self) -> int:
@@ -70,6 +76,10 @@ class HostStatus:
             "url": self.url,
             "target": self.target,
             "health": dict(self.health),
+            "circuit": self.circuit,
+            "workers": list(self.workers),
+            "error_history": [{"type": error.type.value, "message": error.message}
+                              for error in self.error_history],
         }
 
     def __repr__(self) -> str:

@@ -1,11 +1,19 @@
-"""Supervision (parent side): the restart policy and the supervisor thread.
+"""Supervision (parent side): restart policy, crash and hang handling, the circuit breaker.
 
-Mixed into :class:`pyhost.host.FlaskHost`, which owns the lifecycle
-(``_launch``: start a child, wait for "bound", probe, READY). This module
-decides what happens when a child fails: restart it after
-``restart_delay × 2^(n-1)`` within the restart budget (the circuit breaker),
-raise deterministic errors at once, notice crashes (the pump's exit event) and
-hangs (liveness probes), and give up with the history when the budget is spent.
+:class:`Supervisor` brings a host up (``bring_up``: launch, and relaunch
+transient failures under the restart policy) and, once it is ready, watches it
+from its own thread (``run``): a child's exit arrives as an event the moment
+its sentinel fires; a hang is found by liveness probes every
+``liveness_interval``. A failed child is restarted by
+:func:`pyhost.policies.restart_retrying` (exponential backoff, a window budget
+that works as a circuit breaker, deterministic errors never retried). When the
+budget is spent the host is FAILED; with ``cooldown`` set, the supervisor tries
+once more after that many seconds (half-open) and closes the circuit if it works.
+
+Everything with a clock is injected (``clock``, ``sleep``, the event queue and
+the launcher that makes children), so this logic is tested with a fake child
+and a fake clock in milliseconds (tests/test_supervisor_logic.py). The
+threading model is written down in :mod:`pyhost.lifecycle`.
 """
 from __future__ import annotations
 
@@ -13,217 +21,300 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import Any, Callable, Optional, Tuple
 
-from . import registry
+import tenacity
+
+from . import protocol
+from .config import HostConfig
 from .errors import DETERMINISTIC, ErrorType, HostError, error_from_record, make_error
+from .launcher import Interrupted, Launcher
+from .lifecycle import Lifecycle, event
+from .policies import RestartBudget, restart_retrying
 from .process import Exited
 from .status import HostState
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .config import HostConfig
-    from .health import ProbeResult
-    from .host import FlaskHost
-    from .output import OutputBuffer
-    from .policies import RestartBudget
-    from .process import ChildEvent, ChildProcess
-
-__all__ = ["Supervision"]
+__all__ = ["Supervisor"]
 
 log = logging.getLogger("pyhost")
 
+S = HostState
+_ACTIVE = frozenset({S.STARTING, S.READY, S.UNHEALTHY, S.RESTARTING})
+_UP = frozenset({S.READY, S.UNHEALTHY})
 
-class _Stopped(Exception):
-    """stop() was called while a start or restart was under way."""
 
+class Supervisor:
+    """Brings one host up and keeps it up."""
 
-class Supervision:
-    """Restarts, crash and hang handling for a host (the FlaskHost mixin)."""
+    def __init__(self, config: HostConfig, *, lifecycle: Lifecycle, launcher: Launcher,
+                 budget: RestartBudget, stopping: threading.Event,
+                 events: "queue.Queue[Any]",
+                 claim: Callable[[], Any] = lambda: None,
+                 release: Callable[[], Any] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Optional[Callable[[float], Any]] = None) -> None:
+        self.config = config
+        self.lifecycle = lifecycle
+        self.launcher = launcher
+        self.budget = budget
+        self.stopping = stopping
+        self.events = events
+        self.claim = claim
+        self.release = release
+        self.clock = clock
+        #: Waits ``seconds`` or until stop(); truthy when stopped.
+        self.sleep = sleep if sleep is not None else stopping.wait
+        self.workers: Tuple[int, ...] = ()
+        self._thread: Optional[threading.Thread] = None
+        self._failures = 0  # liveness probes failed in a row
 
-    if TYPE_CHECKING:  # provided by FlaskHost
-        config: HostConfig
-        name: str
-        _stopping: threading.Event
-        _events: queue.Queue[ChildEvent]
-        _budget: RestartBudget
-        _output: OutputBuffer
-        _child: Optional[ChildProcess]
-        _state: HostState
-        _lock: Any
-        _ready_at: Optional[float]
-        _last_error: Optional[HostError]
-        _liveness_failures: int
-        _supervisor: Optional[threading.Thread]
+    # -- bringing up -------------------------------------------------------------
+    def bring_up(self, error: Optional[HostError] = None, *, starting: bool = False) -> None:
+        """Launch until a child is ready (READY); raise the ``HostError`` that ends it.
 
-        @property
-        def pid(self) -> Optional[int]: ...
-        def _launch(self) -> None: ...
-        def _crash_error(self, child: ChildProcess, when: str) -> HostError: ...
-        def _probe_url(self) -> str: ...
-        def _probe_once(self, url: str, timeout: float) -> ProbeResult: ...
-        def _fail(self, error: HostError, what: str) -> None: ...
-        def _set_state(self, state: HostState) -> None: ...
-        def _emit(self, name: str, error: Optional[HostError] = None, **data: Any) -> None: ...
-
-    def _run_until_ready(self, error: Optional[HostError], starting: bool = False) -> None:
-        """Launch children until one is ready, restarting transient failures.
-
-        ``error`` is what ended the previous child (None on a fresh start),
-        already logged. Returns when READY; raises the HostError that ends the
-        attempts.
+        ``error`` is the failure that opened this round (None: a fresh start,
+        which launches at once). ``Interrupted`` when ``stop()`` cuts it short.
         """
-        logged = error
-        while True:
-            if self._stopping.is_set():
-                raise _Stopped()
-            if error is not None:
-                if error.type in DETERMINISTIC or not self.config.auto_restart or (
-                    # At start() a health-check timeout has already used its whole
-                    # budget: raise it (the ancestor's scenario 5), don't multiply it.
-                    starting and error.type is ErrorType.HEALTH_CHECK_TIMEOUT
-                ):
-                    raise error
-                attempt = self._budget.next_attempt(_failure_summary(error))
-                if attempt is None:
-                    raise self._gave_up(error)
-                number, delay = attempt
-                if error is not logged:
-                    log.error("❌ %s: %s", error.type.value, error.message)
-                self._set_state(HostState.RESTARTING)
-                log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
-                            number, self.config.max_restart_attempts, self.name, delay)
-                self._emit("restarting", error, attempt=number, delay=delay)
-                if self._stopping.wait(delay):
-                    raise _Stopped()
-                self._budget.restarting()
+        if error is None:
             try:
-                self._launch()
-            except HostError as exc:
-                self._last_error = exc
-                error = exc
-                continue
-            if error is not None:
-                log.info("✓ %s restarted successfully (pid %s)", self.name, self.pid)
-                self._emit("restarted")
-            return
-
-
-    def _start_supervisor(self) -> None:
-        thread = threading.Thread(target=self._supervise, name="pyhost-supervisor-%s" % self.name,
-                                  daemon=True)
-        self._supervisor = thread
-        thread.start()
-
-    def _supervise(self) -> None:
-        interval = self.config.liveness_interval
-        next_probe = time.monotonic() + interval if interval else None
-        while not self._stopping.is_set():
-            timeout = None if next_probe is None else max(0.0, next_probe - time.monotonic())
-            try:
-                event = self._events.get(timeout=timeout)
-            except queue.Empty:
-                if self._state in (HostState.READY, HostState.UNHEALTHY):
-                    self._liveness_check()
-                if self._state is HostState.FAILED:
-                    return
-                next_probe = time.monotonic() + interval if interval else None
-                continue
-            if self._stopping.is_set():
+                self._launch_ready(restarted=False)
                 return
-            child = self._child
-            if not isinstance(event.message, Exited) or child is None or event.child is not child:
-                continue
-            if self._state not in (HostState.READY, HostState.UNHEALTHY):
-                continue
-            self._child_lost(self._crash_error(child, "unexpectedly"))
-            if self._state is HostState.FAILED:
-                return  # the circuit is open: nothing left to supervise
-            next_probe = time.monotonic() + interval if interval else None
+            except HostError as exc:
+                if not self._transient(exc, starting):
+                    raise
+                error = exc
+        self.budget.failure(_summary(error))
+        opening = [error]
 
-    def _liveness_check(self) -> None:
-        child = self._child
-        if self.config.external_url is None and (child is None or child.exited.is_set()):
-            return  # the exit event is on its way
-        # At least 1 s: a tiny liveness_interval must not fail slightly slow apps.
-        timeout = min(5.0, max(1.0, self.config.liveness_interval or 5.0))
-        result = self._probe_once(self._probe_url(), timeout)
-        if self._stopping.is_set():
-            return
-        if not result.ok and child is not None and child.exited.wait(0.1):
-            return  # it died: the exit event reports a crash, not a hang
-        if result.ok:
-            if self._state is HostState.UNHEALTHY:
-                log.info("✓ %s is healthy again", self.name)
-                self._set_state(HostState.READY)
-                self._budget.ready()  # a new healthy stretch for the circuit breaker
-            self._budget.healthy()
-            self._liveness_failures = 0
-            return
-        self._liveness_failures += 1
-        failures, limit = self._liveness_failures, self.config.liveness_failures
-        if self._state is HostState.READY:
-            self._budget.unhealthy()  # a hang is not healthy time toward restart_window
-            self._set_state(HostState.UNHEALTHY)
-            self._emit("unhealthy", reason=result.reason)
-        log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)", self.name,
-                    result.reason, failures, limit)
-        external = self.config.external_url
-        if failures < limit or (external and failures > limit):
-            return  # an external_url's error is recorded once, at the limit
-        error = make_error(
-            ErrorType.HEALTH_CHECK_TIMEOUT,
-            "%s stopped answering: %d liveness probes failed in a row (last: %s); %s"
-            % (self.name, failures, result.reason,
-               "not restarted (external_url)" if external else "the app is hung"),
-            stderr_tail=self._output.tail(), details={"phase": "liveness", "pid": self.pid},
-        )
-        if external:  # status() says why it is UNHEALTHY; there is nothing to restart
-            self._last_error = error
-            log.error("❌ %s", error.message)
-            return
-        if child is not None:
-            child.abort.set()
-            child.signal("kill")
-            child.wait(5)
-        self._child_lost(error)
+        def attempt() -> None:
+            if opening:  # the failure that opened the round is its first attempt
+                raise opening.pop()
+            if self.stopping.is_set():
+                raise Interrupted()
+            self.budget.launched()
+            try:
+                self._launch_ready(restarted=True)
+            except HostError as exc:
+                self.budget.failure(_summary(exc))
+                raise
 
-    def _child_lost(self, error: HostError) -> None:
-        self._last_error = error
-        with self._lock:
-            self._ready_at = None
-        log.error("❌ %s", error.message)
-        self._emit("crashed", error)
-        if self._stopping.is_set():
-            return  # a callback stopped the host
-        old = self._child
-        if old is not None:
-            old.close()
-        if not self.config.auto_restart:
-            self._set_state(HostState.FAILED)
-            registry.release(cast("FlaskHost", self))  # its port is free again
-            return
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failed = state.outcome.exception() if state.outcome else None
+            number = self.budget.record()
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning("↻ Attempting automatic restart (%d/%d) of %s in %.1fs...",
+                        number, self.config.max_restart_attempts, self.launcher.name, delay)
+            self.lifecycle.to(S.RESTARTING, event("restarting", failed, attempt=number,
+                                                  delay=delay),
+                              error=failed, only_from=_ACTIVE)
+
+        retrying = restart_retrying(
+            self.config, self.budget, stopping=self.stopping,
+            retry=lambda exc: isinstance(exc, HostError) and self._transient(exc, starting),
+            sleep=self.sleep, before_sleep=before_sleep)
         try:
-            self._run_until_ready(error)
-        except _Stopped:
-            return
+            retrying(attempt)
         except HostError as final:
-            # The budget is spent, or the new child failed in a way a retry cannot fix.
-            self._fail(final, "%s is down" % self.name)
-            self._emit("gave_up", final)
+            if self.stopping.is_set():
+                raise Interrupted() from None
+            if self._transient(final, starting) and self.budget.spent():
+                raise self._gave_up(final) from None
+            raise
+
+    def _transient(self, error: HostError, starting: bool) -> bool:
+        """Whether a restart may fix ``error`` (never a deterministic one)."""
+        if not self.config.auto_restart or error.type in DETERMINISTIC:
+            return False
+        # At start() a health-check timeout has already used its whole budget:
+        # raise it, don't multiply it.
+        return not (starting and error.type is ErrorType.HEALTH_CHECK_TIMEOUT)
+
+    def _launch_ready(self, *, restarted: bool) -> None:
+        started = time.monotonic()
+        child = self.launcher.launch()
+        pid = child.pid if child is not None else None
+        events = [event("ready", pid=pid, seconds=time.monotonic() - started)]
+        if restarted:
+            events.append(event("restarted", pid=pid))
+        self._failures = 0
+        self.budget.ready()
+        if not self.lifecycle.to(S.READY, *events, only_from=_ACTIVE):
+            raise Interrupted()  # stop() won the race: READY would describe a child that is gone
+        if restarted:
+            log.info("✓ %s restarted successfully (pid %s)", self.launcher.name, pid)
 
     def _gave_up(self, error: HostError) -> HostError:
-        entries = self._budget.history
-        first = entries[0][0] if entries else 0.0
-        history = "; ".join("+%.1fs %s" % (at - first, reason) for at, reason in entries)
+        history = self.budget.describe()
         # The last attempt's error with a new message (and steps made for it).
         return error_from_record(dict(
             error.to_dict(), troubleshooting=None,
             message="Gave up on %s after %d restart attempts (circuit open; history: %s): %s"
-            % (self.name, self._budget.max_attempts, history, error.message),
+            % (self.launcher.name, self.budget.max_attempts, history, error.message),
             details=dict(error.details, history=history, gave_up=True)))
 
+    # -- the supervisor thread ---------------------------------------------------
+    def start_thread(self) -> None:
+        thread = threading.Thread(target=self.run, daemon=True,
+                                  name="pyhost-supervisor-%s" % self.launcher.name)
+        self._thread = thread
+        thread.start()
 
-def _failure_summary(error: HostError) -> str:
+    def join(self, timeout: float) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+
+    def run(self) -> None:
+        """Watch the ready host until ``stop()``; restart, give up, retry after ``cooldown``."""
+        while not self.stopping.is_set():
+            error = self.watch()
+            if error is None or self.stopping.is_set():
+                return
+            if self.recover(error):
+                continue
+            if self.stopping.is_set() or self.lifecycle.state is not S.FAILED:
+                return
+            if self.config.cooldown is None or not self.launcher.restartable:
+                return  # the circuit stays open: nothing left to supervise
+            if not self.half_open():
+                return
+
+    def watch(self) -> Optional[HostError]:
+        """Wait for the current child to fail (its error) or for ``stop()`` (None)."""
+        interval = self.config.liveness_interval
+        next_probe = self.clock() + interval if interval else None
+        while not self.stopping.is_set():
+            timeout = None if next_probe is None else max(0.0, next_probe - self.clock())
+            try:
+                item = self.events.get(timeout=timeout)
+            except queue.Empty:
+                assert interval is not None
+                error = self._liveness()
+                if error is not None:
+                    return error
+                next_probe = self.clock() + interval
+                continue
+            if self.stopping.is_set():
+                return None
+            message, child = item.message, self.launcher.child
+            if item.child is not child or child is None:
+                continue  # an earlier child's last words
+            if isinstance(message, protocol.Workers):
+                self.workers = tuple(message.pids)
+            elif isinstance(message, protocol.WorkerExited):
+                log.warning("⚠ %s: worker pid %d exited (%s); the server replaces it",
+                            self.launcher.name, message.pid, _exit_text(message.exitcode))
+                self.lifecycle.emit("worker_exited", pid=message.pid, exitcode=message.exitcode)
+            elif isinstance(message, Exited):
+                return self.launcher.crash_error(child, "unexpectedly")
+        return None
+
+    def _liveness(self) -> Optional[HostError]:
+        """One liveness probe; the hang's error once ``liveness_failures`` failed in a row."""
+        child = self.launcher.child
+        if self.launcher.restartable and (child is None or child.exited.is_set()):
+            return None  # its exit event is on its way
+        result = self.launcher.liveness_probe()
+        if self.stopping.is_set():
+            return None
+        if not result.ok and child is not None and child.exited.wait(0.1):
+            return None  # it died: the exit event reports a crash, not a hang
+        if result.ok:
+            self._failures = 0
+            self.budget.healthy()
+            if self.lifecycle.to(S.READY, event("healthy"), only_from=frozenset({S.UNHEALTHY})):
+                log.info("✓ %s is healthy again", self.launcher.name)
+                self.budget.ready()  # a new healthy stretch for the circuit breaker
+            return None
+        self._failures += 1
+        failures, limit = self._failures, self.config.liveness_failures
+        if self.lifecycle.to(S.UNHEALTHY, event("unhealthy", reason=result.reason),
+                             only_from=frozenset({S.READY})):
+            self.budget.unhealthy()  # a hang is not healthy time toward restart_window
+        log.warning("⚠ Liveness probe failed for %s (%s; %d in a row, limit %d)",
+                    self.launcher.name, result.reason, failures, limit)
+        if failures != limit and (failures < limit or not self.launcher.restartable):
+            return None
+        if not self.launcher.restartable:  # recorded once, at the limit; nothing to restart
+            error = self.launcher.liveness_error(failures, result)  # type: ignore[attr-defined]
+            self.lifecycle.set_error(error)
+            log.error("❌ %s", error.message)
+            return None
+        stuck = self.launcher.kill_hung(child)
+        return make_error(
+            ErrorType.HEALTH_CHECK_TIMEOUT,
+            "%s stopped answering: %d liveness probes failed in a row (last: %s); the app is "
+            "hung%s" % (self.launcher.name, failures, result.reason,
+                        " at %s" % stuck if stuck else ""),
+            stderr_tail=self.launcher.output.tail(),
+            details={"phase": "liveness", "pid": child.pid if child else None,
+                     "stuck_at": stuck})
+
+    def recover(self, error: HostError) -> bool:
+        """A ready child failed with ``error``: restart it; False when the host is not up."""
+        log.error("❌ %s", error.message)
+        if not self.config.auto_restart:
+            # Closed and released before FAILED shows: its port is free for another host.
+            self.launcher.shutdown(self.config.shutdown_timeout)
+            self.release()
+            self.lifecycle.to(S.FAILED, event("crashed", error), error=error, only_from=_UP)
+            return False
+        if not self.lifecycle.to(S.RESTARTING, event("crashed", error), error=error,
+                                 only_from=_UP):
+            return False  # stop() got there first
+        try:
+            self.bring_up(error)
+        except Interrupted:
+            return False
+        except HostError as final:
+            # The budget is spent, or the new child failed in a way a retry cannot fix.
+            self.fail(final, "%s is down" % self.launcher.name, gave_up=True)
+            return False
+        return True
+
+    def fail(self, error: HostError, what: str, *, gave_up: bool, raised: bool = False) -> None:
+        """FAILED with ``error``: a start that failed, or supervision that gave up.
+
+        ``raised``: the caller gets ``error`` as an exception (``start()``), so
+        it is logged at DEBUG only: each failure is reported once.
+        """
+        self.launcher.shutdown(self.config.shutdown_timeout)
+        self.release()
+        self.lifecycle.to(S.FAILED, *([event("gave_up", error)] if gave_up else []),
+                          error=error, only_from=_ACTIVE)
+        log.log(logging.DEBUG if raised else logging.ERROR, "❌ %s: %s", what, error.describe())
+
+    def half_open(self) -> bool:
+        """After ``cooldown``, one more launch; True when it is ready (circuit closed)."""
+        cooldown = self.config.cooldown
+        assert cooldown is not None
+        while True:
+            log.info("%s: circuit open; trying once more in %.1fs", self.launcher.name, cooldown)
+            if self.sleep(cooldown) or self.stopping.is_set():
+                return False
+            if not self.lifecycle.to(S.RESTARTING, event("half_open", cooldown=cooldown),
+                                     only_from=frozenset({S.FAILED}), half_open=True):
+                return False
+            try:
+                self.claim()
+                self.budget.reset()
+                self.budget.launched()
+                self._launch_ready(restarted=True)
+            except Interrupted:
+                return False
+            except HostError as error:
+                self.fail(error, "%s is still down (half-open attempt)" % self.launcher.name,
+                          gave_up=True)
+                continue
+            return True
+
+
+def _summary(error: HostError) -> str:
     """``PROCESS_CRASH (exit 7)``: one entry of the restart history."""
     how = error.signal or ("exit %s" % error.exit_code if error.exit_code is not None else None)
     return "%s (%s)" % (error.type.value, how) if how else error.type.value
+
+
+def _exit_text(code: int) -> str:
+    return "killed by signal %d" % -code if code < 0 else "exit code %d" % code

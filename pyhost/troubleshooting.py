@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from .errors import ErrorType
+from .protocol import ErrorType
 
 # Import names that differ from the distribution to ``pip install``.
 _PIP_NAMES: Dict[str, str] = {
@@ -167,7 +167,10 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     if error_type is ErrorType.PORT_IN_USE:
         holder = details.get("holder")
         steps = ["Port %s is already in use%s" % (port, " by %s" % holder if holder else "")]
-        if details.get("holder_pid"):
+        if details.get("holder_in_process"):
+            steps.append("It is another FlaskHost of this process: stop it first with its "
+                         "host.stop() (or pyhost.stop_all())")
+        elif details.get("holder_pid"):
             steps.append("Stop that process: kill %s" % details["holder_pid"])
         else:
             steps.append("Find the process holding it: lsof -i :%s  (or: ss -ltnp 'sport = :%s')"
@@ -191,7 +194,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     if error_type is ErrorType.APP_LOAD_ERROR:
         where = details.get("where")
         steps = []
-        if "not a WSGI app" in message:
+        if details.get("reason") == "not_wsgi":
             steps.append("Make the factory return the app (a Flask app, a Dash app or a WSGI "
                          "callable): check that it ends with 'return app'")
         if where:
@@ -206,7 +209,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         if details.get("pin"):  # python= with another cloudpickle: the same version on both sides
             return ["Install the parent's cloudpickle version there: %s" % details["pin"],
                     "Or move the factory into a module and pass 'module:factory()'"]
-        if "bootstrapping phase" in message or "before pyhost's code ran" in message:
+        if details.get("reason") == "bootstrap":
             # multiprocessing's own RuntimeError: a script started a host at import time.
             steps.append("Start the host under  if __name__ == '__main__':  in your script: "
                          "spawn and forkserver children import the main module again")

@@ -190,7 +190,8 @@ def test_app_load_steps_name_the_line_and_how_to_reproduce():
     assert steps[0] == "Fix the error raised at /src/app.py:12"
     assert 'py -c "import app as m; m.create_app(debug=True)"' in steps[-1]
     not_wsgi = steps_for(ErrorType.APP_LOAD_ERROR,
-                         message="app:make() returned NoneType, which is not a WSGI app")
+                         message="app:make() returned NoneType, which is not a WSGI app",
+                         details={"reason": "not_wsgi"})
     assert "return app" in not_wsgi[0]
 
 
@@ -204,7 +205,9 @@ def test_spawn_steps_explain_the_main_guard():
     message = ("could not start the child process: RuntimeError: An attempt has been made to "
                "start a new process before the current process has finished its bootstrapping "
                "phase.")
-    assert "__name__ == '__main__'" in steps_for(ErrorType.PROCESS_SPAWN_ERROR, message=message)[0]
+    steps = steps_for(ErrorType.PROCESS_SPAWN_ERROR, message=message,
+                      details={"reason": "bootstrap"})
+    assert "__name__ == '__main__'" in steps[0]
 
 
 def test_other_steps_are_concrete():

@@ -270,7 +270,8 @@ def test_rerun_after_the_previous_host_gave_up_keeps_the_url():
     try:
         assert second.is_ready() and second.url == url
         assert get(second.url + "/pid") == str(second.pid)
-        assert first.state is HostState.FAILED  # still says why it went down
+        # Replaced: stopped, with the crash that took it down in its history.
+        assert first.state is HostState.STOPPED and first.errors[-1].type.value == "PROCESS_CRASH"
     finally:
         second.stop()
 

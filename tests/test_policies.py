@@ -1,11 +1,18 @@
 """Retry and restart policies, in-process: recorded waits and a fake clock, no sleeping."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from pyhost.config import HostConfig
 from pyhost.health import ProbeResult
-from pyhost.policies import RestartBudget, health_probe_retrying, preflight_retrying, restart_wait
+from pyhost.policies import (
+    RestartBudget,
+    health_probe_retrying,
+    preflight_retrying,
+    restart_retrying,
+)
 
 
 class FakeClock:
@@ -92,90 +99,153 @@ def test_preflight_retries_twice_one_second_apart():
     assert len(calls) == 2 and waits == [1.0]
 
 
-def test_restart_delays_double_per_consecutive_attempt():
-    clock = FakeClock()
-    budget = RestartBudget(max_attempts=3, window=60, wait=restart_wait(HostConfig()), clock=clock)
-    assert budget.next_attempt("PROCESS_CRASH") == (1, 2.0)
-    assert budget.next_attempt("PROCESS_CRASH") == (2, 4.0)
-    assert budget.next_attempt("PROCESS_CRASH") == (3, 8.0)
-    assert budget.next_attempt("PROCESS_CRASH") is None  # circuit open
-    assert [reason for _, reason in budget.history] == ["PROCESS_CRASH"] * 4
+def restart_round(config, budget, launches, *, retry=lambda exc: True, stopping=None):
+    """One round as the supervisor runs it: the opening failure, then ``launches``.
 
+    Each launch is an exception to raise or a value to return; returns the
+    waits that were slept and the round's result (or raises its last error).
+    """
+    waits = []
+    opening = [RuntimeError("the crash that opened the round")]
+    budget.failure("PROCESS_CRASH")
+    pending = iter(launches)
 
-def test_restart_counter_does_not_reset_on_a_short_successful_restart():
-    """The ancestor reset on every restart, so a crash-a-second app restarted forever."""
-    clock = FakeClock()
-    budget = RestartBudget(3, 60, restart_wait(HostConfig(restart_delay=1)), clock)
-    for expected in (1, 2, 3):
-        attempt = budget.next_attempt("PROCESS_CRASH")
-        assert attempt is not None and attempt[0] == expected
+    def attempt():
+        if opening:
+            raise opening.pop()
+        budget.launched()
+        outcome = next(pending)
+        if isinstance(outcome, Exception):
+            budget.failure(type(outcome).__name__)
+            raise outcome
         budget.ready()
-        clock.now += 5  # healthy for 5 s, well under the window
-    assert budget.next_attempt("PROCESS_CRASH") is None
+        return outcome
+
+    retrying = restart_retrying(config, budget, stopping=stopping or threading.Event(),
+                                retry=retry, sleep=waits.append,
+                                before_sleep=lambda state: budget.record())
+    return waits, retrying(attempt)
+
+
+def test_restart_delays_double_per_consecutive_attempt():
+    budget = RestartBudget(max_attempts=3, window=60, clock=FakeClock())
+    with pytest.raises(OSError):
+        restart_round(HostConfig(), budget, [OSError(1), OSError(2), OSError(3)])
+    assert budget.attempts == 3 and budget.spent()  # circuit open
+    assert budget.total == 3
+    assert [reason for _, reason in budget.history] == ["PROCESS_CRASH"] + ["OSError"] * 3
+
+
+def test_restart_waits_are_exponential_from_restart_delay():
+    budget = RestartBudget(3, 60, FakeClock())
+    config = HostConfig(restart_delay=2.0)
+    waits = []
+    retrying = restart_retrying(config, budget, stopping=threading.Event(),
+                                retry=lambda exc: True, sleep=waits.append,
+                                before_sleep=lambda state: budget.record())
+    with pytest.raises(OSError):
+        retrying(lambda: (_ for _ in ()).throw(OSError("down")))
+    assert waits == [2.0, 4.0, 8.0]
+
+
+def test_the_window_budget_carries_over_between_rounds():
+    clock = FakeClock()
+    budget = RestartBudget(3, 60, clock)
+    config = HostConfig(restart_delay=1)
+    waits, value = restart_round(config, budget, ["up"])
+    assert value == "up" and waits == [1.0]
+    clock.now += 5  # healthy for 5 s, well under the window: the next round continues the count
+    waits, value = restart_round(config, budget, [OSError(), "up"])
+    assert value == "up" and waits == [2.0, 4.0]
+    clock.now += 5
+    with pytest.raises(RuntimeError):  # the opening failure: no restart left
+        restart_round(config, budget, [])
+    assert budget.spent()
 
 
 def test_restart_counter_resets_after_a_healthy_window():
     clock = FakeClock()
-    budget = RestartBudget(2, 60, restart_wait(HostConfig(restart_delay=1)), clock)
-    assert budget.next_attempt("x") == (1, 1.0)
-    assert budget.next_attempt("x") == (2, 2.0)
-    budget.ready()
+    budget = RestartBudget(2, 60, clock)
+    config = HostConfig(restart_delay=1)
+    waits, _ = restart_round(config, budget, [OSError(), "up"])
+    assert waits == [1.0, 2.0]
     clock.now += 60  # stayed healthy for the whole window
-    assert budget.next_attempt("x") == (1, 1.0)
+    waits, _ = restart_round(config, budget, ["up"])
+    assert waits == [1.0] and budget.attempts == 1
+
+
+def test_only_transient_errors_are_retried():
+    budget = RestartBudget(3, 60, FakeClock())
+    with pytest.raises(KeyError):
+        restart_round(HostConfig(), budget, [KeyError("deterministic"), "never"],
+                      retry=lambda exc: not isinstance(exc, KeyError))
+    assert budget.total == 1
+
+
+def test_a_stopped_host_makes_no_more_attempts():
+    stopping = threading.Event()
+    stopping.set()
+    budget = RestartBudget(3, 60, FakeClock())
+    with pytest.raises(RuntimeError):  # the opening failure is re-raised, nothing launched
+        restart_round(HostConfig(), budget, ["never"], stopping=stopping)
+    assert budget.total == 0
 
 
 def test_time_spent_hung_does_not_count_toward_the_window():
     clock = FakeClock()
-    budget = RestartBudget(1, 60, restart_wait(HostConfig(restart_delay=1)), clock)
-    for _ in range(2):  # twice: ready, probes pass for 20 s, then it hangs
-        assert budget.next_attempt("HEALTH_CHECK_TIMEOUT") == (1, 1.0)
-        budget.ready()
-        clock.now += 20
-        budget.healthy()
-        clock.now += 10
-        budget.unhealthy()  # the first failed probe
-        clock.now += 40  # failed probes until the limit: killed 70 s after ready
-        assert budget.next_attempt("HEALTH_CHECK_TIMEOUT") is None  # 20 s healthy < 60 s
-        budget.reset()
+    budget = RestartBudget(1, 60, clock)
+    budget.record()
+    budget.ready()
+    clock.now += 20
+    budget.healthy()
+    clock.now += 10
+    budget.unhealthy()  # the first failed probe
+    clock.now += 40  # failed probes until the limit: killed 70 s after ready
+    budget.failure("HEALTH_CHECK_TIMEOUT")
+    assert budget.spent()  # 20 s healthy < 60 s
 
 
 def test_a_healthy_window_before_a_hang_still_resets_the_counter():
     clock = FakeClock()
-    budget = RestartBudget(1, 60, restart_wait(HostConfig(restart_delay=1)), clock)
-    assert budget.next_attempt("x") == (1, 1.0)
+    budget = RestartBudget(1, 60, clock)
+    budget.record()
     budget.ready()
     clock.now += 61
     budget.healthy()
     budget.unhealthy()
+    assert not budget.spent()
     budget.ready()  # answered again: a new stretch begins
     clock.now += 5
-    assert budget.next_attempt("x") == (1, 1.0)
+    budget.failure("x")
+    assert not budget.spent()
 
 
 def test_zero_restart_attempts_gives_up_at_once():
-    budget = RestartBudget(0, 60, restart_wait(HostConfig()), FakeClock())
-    assert budget.next_attempt("x") is None
+    budget = RestartBudget(0, 60, FakeClock())
+    with pytest.raises(RuntimeError):
+        restart_round(HostConfig(), budget, ["never"])
+    assert budget.total == 0
 
 
 def test_zero_restart_delay_means_immediate_restarts():
     budget = RestartBudget.from_config(HostConfig(restart_delay=0), clock=FakeClock())
-    assert budget.next_attempt("x") == (1, 0.0)
-    assert budget.next_attempt("x") == (2, 0.0)
+    waits, _ = restart_round(HostConfig(restart_delay=0), budget, [OSError(), "up"])
+    assert waits == [0.0, 0.0]
 
 
 def test_reset_clears_attempts_and_history():
-    budget = RestartBudget(1, 60, restart_wait(HostConfig()), FakeClock())
-    budget.next_attempt("x")
-    assert budget.next_attempt("x") is None
+    budget = RestartBudget(1, 60, FakeClock())
+    budget.failure("x")
+    budget.record()
+    assert budget.spent()
     budget.reset()
-    assert budget.attempts == 0 and budget.history == []
-    assert budget.next_attempt("x") == (1, 2.0)
+    assert budget.attempts == 0 and budget.history == [] and not budget.spent()
 
 
 def test_current_attempts_drop_to_zero_once_a_child_stayed_ready_for_the_window():
     clock = FakeClock()
-    budget = RestartBudget(3, 10, restart_wait(HostConfig()), clock)
-    budget.next_attempt("x")
+    budget = RestartBudget(3, 10, clock)
+    budget.record()
     budget.ready()
     assert budget.current_attempts() == 1
     clock.now += 10

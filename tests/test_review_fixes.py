@@ -155,9 +155,9 @@ def test_stop_cuts_short_an_external_probe_still_connecting(unanswered_address):
     url = "http://%s:%d/" % unanswered_address
     external = FlaskHost(external_url=url, health_check_timeout=30, health_check_max_interval=20)
     starter, errors = start_in_background(external)
-    assert wait_until(lambda: external._probes_in_flight, 10)  # a probe is connecting
+    assert wait_until(lambda: external._launcher._probes_in_flight, 10)  # a probe is connecting
     time.sleep(0.2)
-    assert external._probes_in_flight and external.status().health["probes"] == 0
+    assert external._launcher._probes_in_flight and external.status().health["probes"] == 0
     stop_and_expect_interrupted(external, starter, errors)
 
 

@@ -57,7 +57,10 @@ def test_kill_is_seen_and_restarted_with_a_new_pid(method):
         assert get(url + "/pid") == str(host.pid)
         status = host.status()
         assert status.total_restarts == 1 and status.restart_attempts == 1
-        crash = host.last_error
+        # Recovered: the crash is history, not the current error.
+        assert host.last_error is None and status.last_error is None
+        crash = host.errors[-1]
+        assert status.error_history == (crash,)
         assert isinstance(crash, ProcessCrash)
         assert crash.signal == "SIGKILL" and crash.exit_code is None
         assert str(old_pid) in crash.message
@@ -78,7 +81,10 @@ def test_crash_without_auto_restart_fails_and_stays_down():
         assert "Run the app directly to reproduce: flask --app apps.hello:app run" in \
             host.last_error.troubleshooting
         assert host.status().to_dict()["last_error"]["type"] == "PROCESS_CRASH"
-    assert host.state is HostState.FAILED  # stop() keeps the verdict
+        crash = host.last_error
+    # A deliberate stop(): stopped, and the crash is history, not the current error.
+    assert host.state is HostState.STOPPED and host.last_error is None
+    assert host.errors[-1] is crash
 
 
 def test_crash_loop_gives_up_after_max_restarts_and_stays_down(tmp_path):
@@ -177,8 +183,10 @@ def test_hung_app_is_detected_and_restarted():
         assert events.wait_for("restarted"), events.names
         assert host.pid != old_pid
         assert get(host.url + "/") == str(host.pid)
-        assert host.last_error.type is ErrorType.HEALTH_CHECK_TIMEOUT
-        assert "hung" in host.last_error.message
+        hang = host.errors[-1]
+        assert host.last_error is None  # recovered
+        assert hang.type is ErrorType.HEALTH_CHECK_TIMEOUT
+        assert "hung" in hang.message
         assert wait_until(lambda: not alive(old_pid), 5)  # the hung child was killed
         assert host.status().health_failures >= 2
 
@@ -256,7 +264,8 @@ def test_external_url_mode_probes_without_a_process():
             assert "restarting" not in events.names
             # At the limit, status says why it is unhealthy (nothing to restart).
             assert wait_until(lambda: external.last_error is not None, 10)
-            assert external.last_error.type is ErrorType.HEALTH_CHECK_TIMEOUT
+            # Nothing answers any more: a network error, as it would be at start().
+            assert external.last_error.type is ErrorType.NETWORK_ERROR
             assert "not restarted (external_url)" in external.last_error.message
             assert "Connection refused" in external.status().to_dict()["last_error"]["message"]
 
