@@ -11,25 +11,23 @@ Every wait here ends early when the host is stopping (``Interrupted``).
 from __future__ import annotations
 
 import abc
-import importlib.util
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 from urllib.parse import urlsplit
 
 import tenacity
 
 from . import protocol
 from .config import HostConfig
+from .diagnosis import diagnose, importable_here, stuck_at
 from .errors import ErrorType, HostError, error_from_record, make_error
 from .health import HealthStats, ProbeResult, abort_probes, probe
 from .output import OutputBuffer
-from .patterns import diagnose
 from .policies import health_probe_retrying
 from .process import ChildEvent, ChildProcess, Exited, check_main_module
 from .targets import parse_target
@@ -39,8 +37,6 @@ __all__ = ["ChildLauncher", "ExternalLauncher", "Interrupted", "Launcher"]
 log = logging.getLogger("pyhost")
 
 _MIN_PROBE_TIMEOUT = 0.1  # a loopback answer within the health-check budget's last moment
-#: A frame line of faulthandler's dump: ``  File "/app/slow.py", line 5 in <module>``.
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 
 
 class Interrupted(Exception):
@@ -309,7 +305,7 @@ class ChildLauncher(Launcher):
             # The pip/reproduce lines must name the child's interpreter, not this one.
             details.setdefault("python", self.config.python)
             if record.get("type") == ErrorType.SCRIPT_NOT_FOUND.value:
-                found = _importable_here(child.spec["target"], str(record.get("message")))
+                found = importable_here(child.spec["target"], str(record.get("message")))
                 if found:  # e.g. a notebook's sys.path.append("../src"), which python= lacks
                     details["importable_here"] = found
         extra: Dict[str, Any] = {"stderr_tail": self.output.tail(), "exit_code": child.exitcode}
@@ -387,48 +383,3 @@ class ChildLauncher(Launcher):
         super().shutdown(timeout)
         child = self.child
         return child.shutdown(timeout) if child is not None else None
-
-
-def stuck_at(lines: List[str]) -> Optional[str]:
-    """The innermost frame of the app in a faulthandler dump (``path:line in func``).
-
-    faulthandler lists the current thread first, most recent call first; the
-    first frame outside pyhost, the standard library and site-packages is where
-    the app was.
-    """
-    fallback = None
-    for line in lines:
-        found = _FRAME.match(line)
-        if not found:
-            continue
-        where = "%s:%s in %s" % (found["file"], found["line"], found["func"])
-        path = found["file"]
-        if os.sep + "pyhost" + os.sep in path or "site-packages" in path or path.startswith("<"):
-            continue
-        if os.path.dirname(path) == os.path.dirname(os.__file__):
-            fallback = fallback or where
-            continue
-        return where
-    return fallback
-
-
-def _importable_here(target: Dict[str, Any], message: str) -> Optional[str]:
-    """The sys.path entry this process imports ``target``'s module from, if any.
-
-    Asked when the child reported the module's top-level package missing. Only
-    the top-level name is looked up (nothing is imported): a child under
-    ``python=`` has its own sys.path, without entries this process added.
-    """
-    if target.get("kind") != "module" or not target.get("module"):
-        return None
-    top = str(target["module"]).split(".")[0]
-    if "no module named '%s'" % top not in message.lower():
-        return None
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not os.path.isabs(spec.origin):
-        return None
-    origin = os.path.dirname(spec.origin)
-    return os.path.dirname(origin) if spec.submodule_search_locations else origin
