@@ -277,13 +277,15 @@ class Supervisor:
         """FAILED with ``error``: a start that failed, or supervision that gave up.
 
         ``raised``: the caller gets ``error`` as an exception (``start()``), so
-        it is logged at DEBUG only: each failure is reported once.
+        it is logged at DEBUG, not reported twice; in development mode (a
+        notebook, FLASK_DEBUG) at ERROR, where showing it in full was asked for.
         """
         self.launcher.shutdown(self.config.shutdown_timeout)
         self.release()
         self.lifecycle.to(S.FAILED, *([event("gave_up", error)] if gave_up else []),
                           error=error, only_from=_ACTIVE)
-        log.log(logging.DEBUG if raised else logging.ERROR, "❌ %s: %s", what, error.describe())
+        quiet = raised and not self.config.development
+        log.log(logging.DEBUG if quiet else logging.ERROR, "❌ %s: %s", what, error.describe())
 
     def half_open(self) -> bool:
         """After ``cooldown``, one more launch; True when it is ready (circuit closed)."""
