@@ -58,7 +58,7 @@ def pyhost_start(method: Optional[str], phases: Optional[Dict[str, List[float]]]
         """The host's event queue, noting when the child's reports reached the parent."""
 
         def put(self, item: Any, *args: Any, **kwargs: Any) -> None:
-            stamps.setdefault(item.kind, item.at)
+            stamps.setdefault(type(item.message).__name__.lower(), item.at)
             super().put(item, *args, **kwargs)
 
     fields: Dict[str, Any] = {"port": 0, "is_development": False}
@@ -66,7 +66,8 @@ def pyhost_start(method: Optional[str], phases: Optional[Dict[str, List[float]]]
         fields["start_method"] = method
     host = FlaskHost(c.APP, on_event=on_event, **fields)
     if phases is not None:
-        host._events = Recording()  # profiling only: pyhost hands this queue to its pump
+        # Profiling only: the queue the launcher hands to each child's pump.
+        host._launcher.events = host._supervisor.events = Recording()
     started = c.clock()
     try:
         host.start()
