@@ -464,9 +464,8 @@ def _classify_bind_error(exc, spec):
     if exc.errno == errno.EADDRINUSE:
         record = _record(
             PORT_IN_USE,
-            "Port %d is in use by another program (%s:%d). Either identify and stop that "
-            "program, or start with a different port (port=0 picks a free one)."
-            % (port, host, port), exc, with_traceback=False)
+            protocol.port_in_use_message(port, "another program (%s:%d)" % (host, port)), exc,
+            with_traceback=False)
     elif exc.errno == errno.EACCES:
         record = _record(NETWORK_ERROR, "Permission denied binding %s:%d (ports below 1024 "
                          "need privileges)" % (host, port), exc, with_traceback=False)

@@ -313,9 +313,8 @@ class ChildLauncher(Launcher):
             holder = self.describe_holder(record.get("port"))
             if holder:
                 details.update(holder)
-                record = dict(record, message="Port %s is already in use by %s. Stop it, or "
-                              "start with a different port (port=0 picks a free one)."
-                              % (record.get("port"), holder["holder"]))
+                record = dict(record, message=protocol.port_in_use_message(
+                    record.get("port"), holder["holder"]))
         return error_from_record(dict(record, details=details), **extra)
 
     def crash_error(self, child: ChildProcess, when: str) -> HostError:

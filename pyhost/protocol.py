@@ -23,6 +23,7 @@ __all__ = [
     "Hello", "Loaded", "Bound", "Failed", "Stopped", "Workers", "WorkerExited", "Stop",
     "Message", "encode", "decode", "ProtocolError",
     "ErrorType", "PROBE_AGENT", "EXIT_REPORTED", "STACKS_SIGNAL", "connect_address",
+    "port_in_use_message",
 ]
 
 #: The User-Agent of the parent's health probes (servers leave them out of the request log).
@@ -64,6 +65,12 @@ class ErrorType(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+
+
+def port_in_use_message(port: int, holder: str = "another program") -> str:
+    """What both sides say when the port is taken (the child before it knows who holds it)."""
+    return ("Port %s is in use by %s. Either identify and stop it, or start with a different "
+            "port (port=0 picks a free one)." % (port, holder))
 
 
 class ProtocolError(ValueError):
