@@ -167,6 +167,13 @@ class Supervisor:
 
     def run(self) -> None:
         """Watch the ready host until ``stop()``; restart, give up, retry after ``cooldown``."""
+        try:
+            self._run()
+        except Exception:  # noqa: BLE001 - say so, instead of a thread that ends silently
+            log.exception("pyhost's supervisor of %s stopped on an unexpected error; the app "
+                          "is no longer supervised", self.launcher.name)
+
+    def _run(self) -> None:
         while not self.stopping.is_set():
             error = self.watch()
             if error is None or self.stopping.is_set():
