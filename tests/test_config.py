@@ -65,7 +65,8 @@ def test_config_is_frozen_and_replace_validates_again():
 def test_to_dict_is_json_serialisable():
     data = HostConfig(requires=("flask",), env={"A": "1"}).to_dict()
     assert json.loads(json.dumps(data))["requires"] == ["flask"]
-    assert data["env"] == {"A": "1"}
+    assert data["env"] == {"A": "***"}  # env values often hold secrets: masked by default
+    assert HostConfig(env={"A": "1"}).to_dict(reveal=True)["env"] == {"A": "1"}
 
 
 def test_default_start_method_is_never_plain_fork():
@@ -113,7 +114,7 @@ def test_containers_are_normalised():
         ("python", ""),
         ("stderr_lines", 0),
         ("workers", 0),
-        ("server", "gunicorn"),
+        ("server", "apache"),
         ("external_url", "localhost:5000"),
         ("auto_restart", "yes"),
         ("is_development", 1),
