@@ -51,10 +51,10 @@ class HostConfig:
     """
 
     port: int = setting(
-        5001, kind=int, min=0, max=65535, short="-p",
+        5001, kind=int, min=0, max=65535, short="-p", metavar="PORT",
         help="Port to bind; 0 picks a free one (read the real one from host.port).")
     host: str = setting(
-        "127.0.0.1", kind=str, pytest=True,
+        "127.0.0.1", kind=str, pytest=True, metavar="HOST",
         help="Interface to bind. Other than loopback exposes the app to the network.")
     health_path: Optional[str] = setting(
         None, kind=str, optional=True, metavar="PATH",

@@ -37,8 +37,9 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, kind: type,  # noq
             optional: bool = False, flag: Any = True, short: Optional[str] = None,
             env: bool = True, choices: Optional[Sequence[Any]] = None,
             min: Any = None, max: Any = None, above: bool = False,  # noqa: A002
-            unit: Optional[str] = None, metavar: Optional[str] = None, commands: Sequence[str] = ("run", "check"),
-            pytest: bool = False, group: str = "hosting",
+            unit: Optional[str] = None, metavar: Optional[str] = None,
+            commands: Sequence[str] = ("run", "check"), pytest: bool = False,
+            group: str = "hosting",
             default_factory: Any = dataclasses.MISSING) -> Any:
     """A ``dataclasses.field`` carrying the setting's metadata.
 
@@ -50,8 +51,10 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, kind: type,  # noq
     metadata: Dict[str, Any] = {
         "help": help, "kind": kind, "optional": optional, "flag": flag, "short": short,
         "env": env, "choices": tuple(choices) if choices else None, "min": min, "max": max,
-        "above": above, "unit": ("seconds" if kind is float else None) if unit is None else (unit or None),
-        "metavar": metavar or ("SECONDS" if kind is float and unit is None else None), "commands": tuple(commands), "pytest": pytest,
+        "above": above,
+        "unit": ("seconds" if kind is float else None) if unit is None else (unit or None),
+        "metavar": metavar or ("SECONDS" if kind is float and unit is None else None),
+        "commands": tuple(commands), "pytest": pytest,
         "group": group,
     }
     if default_factory is not dataclasses.MISSING:
@@ -167,8 +170,8 @@ def check_bounds(instance: Any) -> None:
             continue
         kind = meta["kind"]
 
-        def fail(problem: str) -> None:
-            raise ValueError("HostConfig.%s: %s (got %r)" % (field.name, problem, value))
+        def fail(problem: str, name: str = field.name, value: Any = value) -> None:
+            raise ValueError("HostConfig.%s: %s (got %r)" % (name, problem, value))
 
         if kind is str and not isinstance(value, str):
             fail("must be a string" + (" or None" if meta["optional"] else ""))

@@ -72,6 +72,7 @@ class FlaskHost:
         self.name = name or _short_name(self.target_label)
         self._start_lock = threading.RLock()
         self._stopping = threading.Event()
+        self._killed_pid: Optional[int] = None
         self._lifecycle = Lifecycle(self)
         self._output = OutputBuffer(config.stderr_lines, self.name)
         self._health = HealthStats()
@@ -154,6 +155,8 @@ class FlaskHost:
         was = self._lifecycle.state
         child = self._launcher.child
         how = self._launcher.shutdown(timeout)
+        if how and child is not None and child.pid == self._killed_pid:
+            how = "killed"
         if how and was.active and child is not None:
             log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
         self._supervisor.join(timeout + 5)
@@ -168,6 +171,15 @@ class FlaskHost:
             if got:
                 self._start_lock.release()
         registry.release(self)
+
+    def kill(self) -> None:
+        """SIGKILL the app process at once (a second Ctrl+C); a ``stop()`` under way
+        then returns without waiting out ``shutdown_timeout``."""
+        child = self._launcher.child
+        if child is not None:
+            self._killed_pid = child.pid
+            child.abort.set()
+            child.signal("kill")
 
     def restart(self) -> "FlaskHost":
         """Stop gracefully and start again on the same port; resets the restart budget."""

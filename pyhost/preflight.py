@@ -23,7 +23,8 @@ from .errors import ErrorType, HostError, make_error
 from .policies import preflight_retrying
 from .troubleshooting import pip_install_line, steps_for
 
-__all__ = ["run_preflight", "check_environment", "resolve_python", "MIN_CHILD_VERSION"]
+__all__ = ["run_preflight", "check_environment", "check_import", "resolve_python",
+           "MIN_CHILD_VERSION"]
 
 log = logging.getLogger("pyhost")
 
@@ -145,6 +146,87 @@ def check_environment(python: Optional[str], requires: Sequence[str], timeout: f
     report["executable"] = executable
     report["checked"] = modules
     return report
+
+
+# Imports the app's module (not the factory: calling it may open connections)
+# and reports the exception as data. Runs in a fresh interpreter, so the
+# parent never runs the user's code and a module cached there is no excuse.
+_IMPORT_PROBE = r"""
+import importlib, importlib.util, json, os, sys, traceback
+MARK, kind, module, attr = sys.argv[1:5]
+try:
+    if kind == "file":
+        sys.path.insert(0, os.path.dirname(module))
+        spec = importlib.util.spec_from_file_location("__pyhost_reload_check__", module)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = loaded
+        spec.loader.exec_module(loaded)
+    else:
+        loaded = importlib.import_module(module)
+    if attr and not hasattr(loaded, attr):
+        raise AttributeError("module %r has no attribute %r" % (module, attr))
+    report = {"ok": True}
+except BaseException as exc:
+    where = None
+    if isinstance(exc, SyntaxError):
+        where = "%s:%s" % (exc.filename, exc.lineno)
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            where = "%s:%s" % (frames[-1].filename, frames[-1].lineno)
+    report = {"ok": False, "exc_type": type(exc).__name__, "error": str(exc), "where": where,
+              "missing": getattr(exc, "name", None) if isinstance(exc, ImportError) else None,
+              "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                              exc.__traceback__))}
+print(MARK + json.dumps(report))
+"""
+
+
+def check_import(target: Mapping[str, Any], config: HostConfig) -> None:
+    """Import a parsed string target's module in a fresh interpreter; raise its typed error.
+
+    ``DependencyError`` for a missing module, ``AppLoadError`` for a syntax
+    error or an exception raised at import time (with ``where`` and the
+    traceback). Callables and app objects are not checked.
+    """
+    if target.get("kind") not in ("file", "module"):
+        return
+    attr = str(target.get("attr") or "").split(".")[0]
+    executable = resolve_python(config.python)
+    try:
+        done = subprocess.run(
+            [executable, "-c", _IMPORT_PROBE, _MARK, str(target["kind"]), str(target["module"]),
+             attr], capture_output=True, timeout=config.startup_timeout,
+            stdin=subprocess.DEVNULL, text=True, env=child_environment(config),
+            errors="replace")
+    except subprocess.TimeoutExpired:
+        raise make_error(ErrorType.HEALTH_CHECK_TIMEOUT,
+                         "Importing %s did not finish within startup_timeout=%.0fs"
+                         % (target.get("label"), config.startup_timeout),
+                         details={"phase": "loading"}) from None
+    except OSError as exc:
+        raise _python_error(executable, "Python executable cannot run: %s: %s"
+                            % (executable, exc)) from None
+    reports = _reports(done.stdout)
+    output = (done.stderr or "").strip().splitlines()[-20:]
+    if not reports:
+        raise make_error(ErrorType.PROCESS_CRASH, "Importing %s ended the interpreter (exit "
+                         "code %s) before it could report" % (target.get("label"), done.returncode),
+                         stderr_tail=output, exit_code=done.returncode)
+    report = reports[-1]
+    if report["ok"]:
+        return
+    message = "%s does not import: %s: %s%s" % (
+        target.get("label"), report["exc_type"], report["error"],
+        " (at %s)" % report["where"] if report.get("where") else "")
+    details = {"where": report.get("where"), "exception": report["exc_type"],
+               "phase": "import", "target": target.get("label")}
+    if report["exc_type"] in ("ModuleNotFoundError", "ImportError") and report.get("missing"):
+        raise make_error(ErrorType.DEPENDENCY_ERROR, message, missing_module=report["missing"],
+                         remote_traceback=report["traceback"], stderr_tail=output,
+                         details=details)
+    raise make_error(ErrorType.APP_LOAD_ERROR, message, remote_traceback=report["traceback"],
+                     stderr_tail=output, details=details)
 
 
 def run_preflight(config: HostConfig, *, target: Optional[Mapping[str, Any]] = None,
