@@ -214,7 +214,8 @@ class ChildLauncher(Launcher):
         environ.update(config.env)
         cwd = os.getcwd()
         self._spec = {
-            "target": parse_target(self.app, by_value=bool(config.python)),
+            "target": parse_target(self.app, by_value=bool(config.python),
+                                   start_method=config.resolved_start_method),
             "host": config.host,
             "environ": environ,
             "cwd": cwd,

@@ -9,12 +9,20 @@ A target names the app to host:
 - ``"module"``: finds ``app``/``application``, one Flask app, or ``create_app``,
   like ``flask --app``
 - a zero-argument callable returning a WSGI app (shipped by reference when the
-  child can import it by name, else by value with cloudpickle)
+  child can import it by name, else by value with cloudpickle; under ``fork``
+  not shipped at all: the child inherits it)
 - a module-level Flask/WSGI app object (sent as ``"module:name"``)
 
 Parsing happens here, in the parent, so a malformed target is a ``ValueError``
 before any process starts. The result is a plain dict that the child
 (:mod:`pyhost._child`) loads.
+
+Trust: a target is code, like ``FLASK_APP``: whoever chooses it chooses what
+runs. What is refused here is what no app needs and an injected string would:
+standard-library and builtin modules as targets (``"os:system('...')"``), and
+input sized to exhaust the parser (a 10,000-deep dotted name, a huge argument).
+A factory may only be a function of the target's own package; the child checks
+that part, since telling it needs the import this process never does.
 """
 from __future__ import annotations
 
@@ -23,7 +31,8 @@ import os
 import pickle
 import re
 import sys
-from typing import Any, Dict, Optional
+import sysconfig
+from typing import Any, Dict, FrozenSet, Optional
 
 from .errors import ErrorType, SpawnError, make_error
 
@@ -31,15 +40,24 @@ __all__ = ["parse_target", "target_label"]
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
+#: Bounds that keep parsing linear and small: no app needs more, and a bigger
+#: input would reach the parser's recursion or memory limits instead of a message.
+MAX_TARGET_LENGTH = 4096  # a file path can be long (PATH_MAX)
+MAX_MODULE_LENGTH = 512
+MAX_EXPRESSION_LENGTH = 1024  # "attr.sub" or "factory(args)"
+MAX_DOTTED_PARTS = 32
 
-def parse_target(target: Any, *, by_value: bool = False,
-                 label_only: bool = False) -> Dict[str, Any]:
+
+def parse_target(target: Any, *, by_value: bool = False, label_only: bool = False,
+                 start_method: Optional[str] = None) -> Dict[str, Any]:
     """Turn a target (string, callable or app object) into the child's plain dict.
 
     ``by_value`` forces callables to be shipped with cloudpickle (used when the
     child runs under another interpreter and cannot re-import ``__main__``).
     ``label_only`` checks strings as usual but does not pickle a callable:
     ``{"label": ...}`` is all a ``FlaskHost`` needs before ``start()``.
+    ``start_method="fork"`` ships nothing: the forked child inherits the callable
+    (``format: "inherit"``).
     """
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
@@ -47,12 +65,18 @@ def parse_target(target: Any, *, by_value: bool = False,
         return _parse_string(target)
     to_target = getattr(target, "__pyhost_target__", None)
     if to_target is not None:  # @hosted factories describe themselves
-        return parse_target(to_target(), by_value=by_value, label_only=label_only)
+        return parse_target(to_target(), by_value=by_value, label_only=label_only,
+                            start_method=start_method)
     if _looks_like_app_object(target):
         return _app_object(target)
     if callable(target):
         if label_only:
             return {"label": _callable_label(target)}
+        if start_method == "fork" and not by_value:
+            # Nothing to ship: the forked child has the same objects at the same addresses.
+            return {"kind": "callable", "format": "inherit", "value": target,
+                    "label": _callable_label(target), "module": getattr(target, "__module__",
+                                                                        None)}
         return _ship_callable(target, by_value=by_value)
     raise ValueError(
         "target must be a string like 'module:app', a path 'app.py:app', or a zero-argument "
@@ -67,17 +91,33 @@ def target_label(target: Any) -> str:
         return repr(target)
 
 
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else "%s...(%d characters)" % (text[:limit], len(text))
+
+
 def _parse_string(text: str) -> Dict[str, Any]:
     source = text.strip()
     if not source:
         raise ValueError("target: empty string; expected 'module:app' or 'path/to/app.py:app'")
+    if len(source) > MAX_TARGET_LENGTH:
+        raise ValueError("target %r is too long: %d characters, at most %d"
+                         % (_clip(source), len(source), MAX_TARGET_LENGTH))
+    if any(ord(char) < 32 or ord(char) == 127 for char in source):
+        raise ValueError("target %r contains a NUL or control character" % _clip(source))
     module, expr = _split(source)
     module = module.strip()
+    if expr is not None and len(expr) > MAX_EXPRESSION_LENGTH:
+        raise ValueError("target %r: the part after ':' is %d characters, at most %d (pass "
+                         "large settings through the environment or a file instead)"
+                         % (_clip(source), len(expr), MAX_EXPRESSION_LENGTH))
     if module.endswith(".py") or "/" in module or os.sep in module:
         kind = "file"
         path = os.path.abspath(module)
         if not path.endswith(".py"):
-            raise ValueError("target %r: a file target must name a .py file" % text)
+            raise ValueError("target %r: a file target must name a .py file" % _clip(text))
+        if _is_stdlib_path(path):
+            raise ValueError("target %r: %s is a file of Python's standard library, not an "
+                             "app; name your app's module or file" % (_clip(text), path))
         if not os.path.isfile(path):
             # Known before any process starts: say so now.
             raise make_error(
@@ -88,18 +128,31 @@ def _parse_string(text: str) -> Dict[str, Any]:
         module = path
     else:
         kind = "module"
+        if len(module) > MAX_MODULE_LENGTH or module.count(".") >= MAX_DOTTED_PARTS:
+            raise ValueError("target %r: the module name is too long or too deep (at most %d "
+                             "characters and %d dotted parts)"
+                             % (_clip(text), MAX_MODULE_LENGTH, MAX_DOTTED_PARTS))
         if not _MODULE_RE.match(module):
             raise ValueError(
                 "target %r: %r is not a module name (expected 'package.module:attr')"
-                % (text, module)
+                % (_clip(text), _clip(module))
             )
+        top = module.split(".")[0]
+        if top in stdlib_module_names():
+            raise ValueError(
+                "target %r: %r is %s module, not an app. A target names your app's "
+                "module and attribute ('myapp:app', 'myapp:create_app()'); pyhost refuses "
+                "standard-library and builtin modules, so a target string can't run "
+                "things like os.system" % (_clip(text), top, "a builtin"
+                                           if top in sys.builtin_module_names
+                                           else "a standard-library"))
     attr: Optional[str] = None
     call = None
     if expr is not None:
         try:
             attr, call = literal_call(expr)
         except ValueError as exc:
-            raise ValueError("target %r: %s" % (text, exc)) from None
+            raise ValueError("target %r: %s" % (_clip(text), exc)) from None
     return {"kind": kind, "module": module, "attr": attr, "call": call, "label": text}
 
 
@@ -159,7 +212,7 @@ def _importable_by_name(fn: Any) -> bool:
         # A script's function is found by name only if it is defined at the top
         # level: the child re-runs the script as __mp_main__, without its
         # `if __name__ == "__main__":` block. By value is safe either way.
-        return not _cloudpickle_available()
+        return False
     return named_by_qualname(fn)
 
 
@@ -175,10 +228,37 @@ def named_by_qualname(obj: Any) -> bool:
     return found is obj
 
 
-def _cloudpickle_available() -> bool:
-    import importlib.util
+_STDLIB: Optional[FrozenSet[str]] = None
 
-    return importlib.util.find_spec("cloudpickle") is not None
+
+def stdlib_module_names() -> FrozenSet[str]:
+    """Top-level names of the standard library and the builtin modules."""
+    global _STDLIB
+    if _STDLIB is None:
+        names = set(sys.builtin_module_names)
+        names.update(getattr(sys, "stdlib_module_names", ()))  # Python 3.10+
+        if not hasattr(sys, "stdlib_module_names"):  # 3.9: what lives in the stdlib directory
+            stdlib = sysconfig.get_paths()["stdlib"]
+            try:
+                entries = os.listdir(stdlib)
+            except OSError:
+                entries = []
+            for entry in entries:
+                name = entry[:-3] if entry.endswith(".py") else entry
+                if name.isidentifier() and name != "site-packages":
+                    names.add(name)
+        names.discard("__main__")
+        _STDLIB = frozenset(names)
+    return _STDLIB
+
+
+def _is_stdlib_path(path: str) -> bool:
+    paths = sysconfig.get_paths()
+    stdlib = os.path.realpath(paths["stdlib"])
+    real = os.path.realpath(path)
+    inside = os.path.commonpath([stdlib, real]) == stdlib
+    site = [os.path.realpath(paths[key]) for key in ("purelib", "platlib")]
+    return inside and not any(os.path.commonpath([s, real]) == s for s in site)
 
 
 def _callable_label(fn: Any) -> str:
@@ -196,18 +276,8 @@ def _ship_callable(fn: Any, *, by_value: bool) -> Dict[str, Any]:
         else:
             return {"kind": "callable", "module": module, "payload": payload,
                     "format": "pickle", "label": label}
-    try:
-        import cloudpickle
-    except ImportError:
-        raise SpawnError(
-            "cannot send %s to the child: it is defined in __main__, a notebook cell or a "
-            "function body, so the child cannot import it by name, and by-value shipping needs "
-            "cloudpickle (pip install 'pyhost[notebook]')." % label,
-            troubleshooting=[
-                "pip install 'pyhost[notebook]' (adds cloudpickle)",
-                "Or move the factory into a module and pass 'module:factory()'",
-            ],
-        ) from None
+    import cloudpickle  # a core dependency: the standard for shipping functions by value
+
     try:
         payload = cloudpickle.dumps(fn, protocol=4)
     except Exception as exc:  # noqa: BLE001 - cloudpickle raises many types
@@ -238,16 +308,21 @@ def literal_call(source):
     ``ValueError`` for anything that is not a name or a call with literal args.
     Nothing is evaluated beyond ``ast.literal_eval``.
     """
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ValueError("%r is too long: %d characters, at most %d"
+                         % (_clip(source), len(source), MAX_EXPRESSION_LENGTH))
     try:
         node = ast.parse(source.strip(), mode="eval").body
-    except SyntaxError:
-        raise ValueError("%r is not an attribute name or a call" % source) from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # ValueError: a NUL byte; Recursion/MemoryError: nesting past the bounds above
+        raise ValueError("%r is not an attribute name or a call" % _clip(source)) from None
     call = None
     if isinstance(node, ast.Call):
         try:
             args = tuple(ast.literal_eval(arg) for arg in node.args)
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        except (ValueError, TypeError):  # TypeError: an unhashable key, e.g. f({[1]: 2})
+        except (ValueError, TypeError, RecursionError, MemoryError):
+            # TypeError: an unhashable key, e.g. f({[1]: 2})
             raise ValueError("arguments in %r must be literals (strings, numbers, True/False/None, "
                              "lists, dicts, tuples)" % source) from None
         if any(key is None for key in kwargs):
@@ -261,4 +336,7 @@ def literal_call(source):
     if not isinstance(node, ast.Name):
         raise ValueError("%r is not an attribute name or a call of one" % source)
     parts.append(node.id)
+    if len(parts) > MAX_DOTTED_PARTS:
+        raise ValueError("%r has %d dotted parts, at most %d"
+                         % (_clip(source), len(parts), MAX_DOTTED_PARTS))
     return ".".join(reversed(parts)), call

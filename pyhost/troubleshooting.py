@@ -214,9 +214,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
             steps.append("Start the host under  if __name__ == '__main__':  in your script: "
                          "spawn and forkserver children import the main module again")
         return steps + [
-            "A target defined in __main__ or a notebook needs by-value shipping: "
-            "pip install 'pyhost[notebook]' (cloudpickle)",
-            "Or move the factory into an importable module and pass 'module:factory()'",
+            "Move the factory into an importable module and pass 'module:factory()'",
             "Or use start_method='fork' where the platform has it",
             "Check system limits (ulimit -u, free memory) if the OS refused the process",
         ]

@@ -283,3 +283,67 @@ def test_a_function_pickled_with_another_cloudpickle_names_the_version_to_instal
         in message
     steps = error.troubleshooting
     assert steps[0].endswith(" -m pip install cloudpickle==0.0.1")
+
+
+# ---------------------------------------------------------------- hostile targets
+@pytest.mark.parametrize("text", [
+    "builtins:exec(\"import os; os.system('touch /tmp/pwned')\")",
+    "os:system('touch /tmp/pwned')",
+    "subprocess:run(['touch', '/tmp/pwned'])",
+    "os.path:join('a')",
+    "shutil:rmtree('/tmp/x')",
+    "importlib:import_module('os')",
+    "runpy:run_path('/tmp/x.py')",
+    "sys",
+])
+def test_standard_library_and_builtin_targets_are_refused(text):
+    with pytest.raises(ValueError) as info:
+        parse_target(text)
+    message = str(info.value)
+    assert "standard-library" in message or "builtin" in message
+    assert repr(text.split(":")[0].split(".")[0]) in message
+
+
+def test_a_standard_library_file_is_refused():
+    import json
+
+    with pytest.raises(ValueError, match="standard library"):
+        parse_target("%s:dumps('x')" % json.__file__)
+
+
+def test_a_stdlib_target_never_starts_a_process():
+    import multiprocessing
+
+    import psutil
+
+    before = set(child.pid for child in psutil.Process().children(recursive=True))
+    with pytest.raises(ValueError, match="standard-library"):
+        FlaskHost("os:system('true')", port=0).start()
+    after = set(child.pid for child in psutil.Process().children(recursive=True))
+    assert after <= before
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("text", [
+    "x:" + ".".join(["a"] * 10000),                     # 10,000-deep dotted attribute
+    ".".join(["a"] * 10000) + ":app",                   # 10,000-deep module name
+    "x:f(%r)" % ("a" * 10000),                          # 10,000-character argument
+    "x:f(" + "[" * 5000 + "]" * 5000 + ")",             # nesting past the parser's limit
+    "x:" + ".".join(["a"] * (targets.MAX_DOTTED_PARTS + 1)),
+    "x:f(" + "(" * 300 + "1" + ")" * 300 + ")",
+    "x:app\x00",
+])
+def test_oversized_or_deep_targets_are_value_errors(text):
+    with pytest.raises(ValueError) as info:
+        parse_target(text)
+    assert len(str(info.value)) < 400  # the message quotes the target clipped, not whole
+
+
+def test_under_fork_a_callable_is_not_shipped():
+    spec = parse_target(make_greeter, start_method="fork")
+    assert spec == {"kind": "callable", "format": "inherit", "value": make_greeter,
+                    "label": spec["label"], "module": __name__}
+    # another interpreter cannot inherit: by value wins
+    assert parse_target(make_greeter, by_value=True, start_method="fork")["format"] == \
+        "cloudpickle"
+    assert parse_target(make_greeter, start_method="spawn")["format"] == "pickle"
