@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     run = commands.add_parser(
-        "run", formatter_class=formatter, epilog=_EPILOG,
+        "run", formatter_class=formatter, epilog=_EPILOG, usage="pyhost run [OPTIONS] TARGET",
         help="serve an app in the foreground, restarting it per policy; Ctrl+C stops it",
         description="Serve TARGET in a supervised child process until Ctrl+C or SIGTERM "
                     "(a second Ctrl+C kills it at once). The app's output and pyhost's "
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check", formatter_class=formatter, epilog=_EPILOG,
+        usage="pyhost check [OPTIONS] TARGET",
         help="pre-flight: interpreter, modules, app import, port, HTTP; exit 0 if it would start",
         description="Check, one line each, what starting TARGET needs: the interpreter, the "
                     "--requires modules, importing the app in a child process, binding the "
