@@ -178,19 +178,31 @@ def check_bounds(instance: Any) -> None:
         if kind is bool and not isinstance(value, bool):
             fail("must be True or False" + (" or None" if meta["optional"] else ""))
         if kind is int and not _is_int(value):
-            fail("must be an integer" + (_range(meta) if meta["min"] is not None else ""))
-        noun = "an integer" if kind is int else (
-            "a number of %s" % meta["unit"] if meta["unit"] else "a number")
+            fail("must be " + describe(meta))
         if kind is float and not _is_number(value):
-            fail("must be %s%s" % (noun, _range(meta)))
+            fail("must be " + describe(meta))
         if kind in (int, float):
             low, high = meta["min"], meta["max"]
             too_low = low is not None and (value <= low if meta["above"] else value < low)
             if too_low or (high is not None and value > high):
-                fail("must be %s%s" % (noun, _range(meta)))
+                fail("must be " + describe(meta))
         if meta["choices"] and value not in meta["choices"]:
             fail("must be one of %s%s" % (", ".join(map(str, meta["choices"])),
                                           " or None" if meta["optional"] else ""))
+
+
+def describe(meta: Mapping[str, Any]) -> str:
+    """``"a positive number of seconds (at most 31536000)"``, ``"an integer from 1 to 256"``."""
+    kind, low, high = meta["kind"], meta.get("min"), meta.get("max")
+    if kind is int:
+        if low is not None and high is not None:
+            return "an integer from %s to %s" % (low, high)
+        return "an integer" + _range(meta)
+    noun = "number of %s" % meta["unit"] if meta.get("unit") else "number"
+    if low == 0:
+        text = ("a positive " if meta.get("above") else "zero or a positive ") + noun
+        return text + (" (at most %s)" % high if high is not None else "")
+    return "a " + noun + _range(meta)
 
 
 def _range(meta: Mapping[str, Any]) -> str:

@@ -19,36 +19,41 @@ only pytest at load time; pyhost's host machinery is imported on first use.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 __all__ = ["HostFactory"]
 
-# option name -> (ini name, converter, help)
-_OPTIONS: Dict[str, Tuple[str, Callable[[str], Any], str]] = {
-    "start_method": ("pyhost_start_method", str,
-                     "multiprocessing start method for hosted apps: fork, spawn or forkserver "
-                     "(default: pyhost's, forkserver where available)"),
-    "startup_timeout": ("pyhost_startup_timeout", float,
-                        "seconds an app may take to import and bind (default 60)"),
-    "health_check_timeout": ("pyhost_health_check_timeout", float,
-                             "seconds of health probes after binding (default 10)"),
-    "shutdown_timeout": ("pyhost_shutdown_timeout", float,
-                         "seconds for a graceful stop at teardown (default 5)"),
-    "host": ("pyhost_host", str, "interface hosted apps bind (default 127.0.0.1)"),
-}
+def _plugin_fields() -> List[Any]:
+    """The ``HostConfig`` fields whose metadata offers a pytest option (``pytest=True``)."""
+    from . import fields
+    from .config import HostConfig  # no web stack: multiprocessing and dataclasses only
+
+    return [field for field in fields.settings(HostConfig) if field.metadata["pytest"]]
+
+
+def _ini(field: Any) -> str:
+    return "pyhost_%s" % field.name
+
+
+def _flag(field: Any) -> str:
+    return "--pyhost-%s" % field.name.replace("_", "-")
 
 
 def pytest_addoption(parser: Any) -> None:
     group = parser.getgroup("pyhost", "pyhost: live servers in supervised child processes")
-    from .config import START_METHODS  # no web stack: multiprocessing and dataclasses only
+    from .fields import default_of
 
-    for field, (ini, _, help_text) in _OPTIONS.items():
-        metavar = {"start_method": "METHOD", "host": "HOST"}.get(field, "SECONDS")
-        choices = START_METHODS if field == "start_method" else None
-        group.addoption(_flag(field), dest=ini, default=None, metavar=metavar, choices=choices,
-                        help=help_text + " [ini: %s]" % ini)
+    for field in _plugin_fields():
+        meta = field.metadata
+        ini = _ini(field)
+        default = default_of(field)
+        help_text = "%s (default: %s)" % (meta["help"].rstrip("."), "pyhost's" if default is None
+                                          else default)
+        group.addoption(_flag(field), dest=ini, default=None,
+                        metavar=meta["metavar"] or meta["kind"].__name__.upper(),
+                        choices=meta["choices"], help=help_text + " [ini: %s]" % ini)
         parser.addini(ini, help_text)
     group.addoption("--pyhost-app", dest="pyhost_app", default=None, metavar="TARGET",
                     help="target served by the pyhost_live_server fixture, e.g. "
@@ -58,10 +63,6 @@ def pytest_addoption(parser: Any) -> None:
 
 def pytest_configure(config: Any) -> None:
     host_defaults(config)  # a malformed option is a usage error now, not in a fixture
-
-
-def _flag(field: str) -> str:
-    return "--pyhost-%s" % field.replace("_", "-")
 
 
 def _setting(config: Any, ini: str) -> Optional[str]:
@@ -86,31 +87,34 @@ def host_defaults(config: Any) -> Dict[str, Any]:
     test that uses a fixture.
     """
     from .config import HostConfig
+    from .fields import parse_text
 
-    fields: Dict[str, Any] = {"port": 0}
-    for field, (ini, convert, _) in _OPTIONS.items():
-        raw, source = _setting_from(config, ini, _flag(field))
+    values: Dict[str, Any] = {"port": 0}
+    for field in _plugin_fields():
+        raw, source = _setting_from(config, _ini(field), _flag(field))
         if raw is None:
             continue
         try:
-            fields[field] = convert(raw)
+            values[field.name] = parse_text(field, raw)
         except ValueError:
-            raise pytest.UsageError(
-                "pyhost: %s: not a number of seconds" % source) from None
+            kind = field.metadata["kind"]
+            expected = "a number of seconds" if kind is float else "an integer" \
+                if kind is int else "a valid value"
+            raise pytest.UsageError("pyhost: %s: not %s" % (source, expected)) from None
         try:
-            HostConfig(port=0, **{field: fields[field]})
+            HostConfig(port=0, **{field.name: values[field.name]})
         except ValueError as exc:
             reason = str(exc)
-            prefix = "HostConfig.%s: " % field
+            prefix = "HostConfig.%s: " % field.name
             if reason.startswith(prefix):
                 reason = reason[len(prefix):]
             raise pytest.UsageError("pyhost: %s: %s" % (source, reason)) from None
     try:
-        HostConfig(**fields)  # one value at a time passed; the combination must pass too
+        HostConfig(**values)  # one value at a time passed; the combination must pass too
     except ValueError as exc:
         raise pytest.UsageError("pyhost: these pyhost options do not fit together: %s"
                                 % exc) from None
-    return fields
+    return values
 
 
 def _startup_failure(app: Any, error: Any) -> str:

@@ -1,4 +1,10 @@
-"""The pytest plugin (``pytest11`` entry point), exercised with ``pytester``."""
+"""The pytest plugin (``pytest11`` entry point), exercised with ``pytester``.
+
+Each inner pytest runs in its own process, as users run it: run in-process,
+pytester restores ``sys.modules`` afterwards, and the next run's children
+(forkserver) then find a ``pyhost._child`` that is not the one they were
+started from.
+"""
 from __future__ import annotations
 
 import os
@@ -63,7 +69,7 @@ def test_factory_fixture_serves_a_live_app_and_stops_it(pytester):
             assert SEEN["host"].pid is None
             assert SEEN["host"].state.value == "STOPPED"
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
 
 
@@ -81,7 +87,7 @@ def test_session_fixture_starts_each_app_once(pytester):
             assert other.pid != PIDS[0]
             assert PIDS[0] == PIDS[1] is not None
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
 
 
@@ -95,7 +101,7 @@ def test_live_server_fixture_uses_the_ini_target(pytester):
             with urllib.request.urlopen(pyhost_live_server.url, timeout=10) as response:
                 assert response.read() == b"from ini"
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
@@ -111,7 +117,7 @@ def test_the_readme_live_server_sample_runs_as_written(pytester):
     pytester.makepyfile(myapp=APP)
     pytester.makeini(textwrap.dedent(ini))
     pytester.makepyfile(test_live_sample="import requests\n\n" + textwrap.dedent(test))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
@@ -128,7 +134,7 @@ def test_startup_failure_fails_the_test_with_the_typed_error(pytester):
         def test_session_failure_again(pyhost_session_server):
             pyhost_session_server("brokenapp:app")
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*pyhost could not start brokenapp:app: DEPENDENCY_ERROR*",
@@ -160,18 +166,18 @@ def test_options_and_ini_reach_the_host(pytester):
             explicit = pyhost_server("liveapp:create_app()", start_method="fork")
             assert explicit.config.start_method == "fork"   # a field beats the option
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider", "--pyhost-start-method", "spawn")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyhost-start-method", "spawn")
     result.assert_outcomes(passed=1)
 
 
 def test_help_shows_the_pyhost_group_and_bad_values_are_usage_errors(pytester):
-    result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines([
-        "pyhost: live servers in supervised child processes:",
-        "*--pyhost-start-method=METHOD*",
-        "*--pyhost-startup-timeout=SECONDS*",
-    ])
-    result = pytester.runpytest("--pyhost-startup-timeout", "soon")
+    result = pytester.runpytest_subprocess("--help")
+    # One option per HostConfig field marked for pytest, in the field order.
+    for option in ("*--pyhost-start-method=METHOD*", "*--pyhost-startup-timeout=SECONDS*",
+                   "*--pyhost-server=NAME*"):
+        result.stdout.fnmatch_lines(["pyhost: live servers in supervised child processes:",
+                                     option])
+    result = pytester.runpytest_subprocess("--pyhost-startup-timeout", "soon")
     assert result.ret == 4  # pytest's usage error
     result.stderr.fnmatch_lines(["*--pyhost-startup-timeout soon: not a number of seconds*"])
 
@@ -181,17 +187,17 @@ def test_values_hostconfig_refuses_are_usage_errors_not_failing_tests(pytester):
         def test_uses_a_host(pyhost_server):
             pass
     """))
-    result = pytester.runpytest("-p", "no:cacheprovider", "--pyhost-start-method", "forkserve")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyhost-start-method", "forkserve")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         ["*--pyhost-start-method: invalid choice: 'forkserve' (choose from *'forkserver')*"])
-    result = pytester.runpytest("-p", "no:cacheprovider", "--pyhost-startup-timeout=-1")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyhost-startup-timeout=-1")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         ["*pyhost: --pyhost-startup-timeout -1: must be a positive number of seconds*"])
     # The ini file has no argparse choices: HostConfig's own check names the setting.
     pytester.makeini("[pytest]\npyhost_start_method = forkserve\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*pyhost: pyhost_start_method = forkserve in the ini file: "
                                  "must be one of fork, spawn, forkserver*"])
