@@ -166,7 +166,8 @@ def test_options_and_ini_reach_the_host(pytester):
             explicit = pyhost_server("liveapp:create_app()", start_method="fork")
             assert explicit.config.start_method == "fork"   # a field beats the option
     """))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyhost-start-method", "spawn")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--pyhost-start-method", "spawn")
     result.assert_outcomes(passed=1)
 
 
@@ -187,7 +188,8 @@ def test_values_hostconfig_refuses_are_usage_errors_not_failing_tests(pytester):
         def test_uses_a_host(pyhost_server):
             pass
     """))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pyhost-start-method", "forkserve")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--pyhost-start-method", "forkserve")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         ["*--pyhost-start-method: invalid choice: 'forkserve' (choose from *'forkserver')*"])

@@ -41,11 +41,15 @@ def say(text: str = "", stream: Optional[TextIO] = None) -> None:
 
 
 def print_error(error: Any, what: str, stream: Optional[TextIO] = None,
-                traceback: bool = False) -> int:
-    """The error block the CLI ends with; returns the exit code it names."""
+                traceback: bool = False, ending: bool = True) -> int:
+    """The error block the CLI ends with; returns the exit code it names.
+
+    ``ending=False``: the run goes on (a failed reload), so no exit code is named.
+    """
     code = exit_code_for(error)
     say("[pyhost] ❌ %s" % what, stream)
-    say("Error type: %s (exit code %d)" % (error.type.value, code), stream)
+    say("Error type: %s%s" % (error.type.value, " (exit code %d)" % code if ending else ""),
+        stream)
     say(error.message, stream)
     if error.troubleshooting:
         say("Troubleshooting:", stream)

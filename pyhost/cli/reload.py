@@ -83,9 +83,11 @@ class Reloader:
         self._ready = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
-    def start(self) -> "Reloader":
+    def start(self, timeout: float = 5.0) -> "Reloader":
+        """Start watching; returns once the watcher runs (its first tick), or after ``timeout``."""
         self._thread = threading.Thread(target=self._run, name="pyhost-reload", daemon=True)
         self._thread.start()
+        self._ready.wait(timeout)
         return self
 
     def _run(self) -> None:
@@ -93,7 +95,7 @@ class Reloader:
         changes = watchfiles.watch(
             *self.paths, watch_filter=watchfiles.PythonFilter(), debounce=DEBOUNCE_MS,
             step=50, stop_event=self._stop, raise_interrupt=False, yield_on_timeout=True,
-            rust_timeout=1000)
+            rust_timeout=300)
         for batch in changes:
             self._ready.set()
             if self._stop.is_set():
@@ -129,7 +131,7 @@ def reload_host(host: Any, spec: Dict[str, Any], changed: List[str],
         check_import(spec, host.config)
     except HostError as error:
         report(error, "Not reloaded: %s changed, but the new code does not import; %s keeps "
-                      "serving the previous code" % (names, host.name))
+                      "serving the previous code (pid %s)" % (names, host.name, host.pid))
         return False
     say("[pyhost] ↻ %s changed: restarting %s" % (names, host.name))
     try:

@@ -31,7 +31,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from ..targets import parse_target
         from .reload import _require_watchfiles, watched_paths
 
-        _require_watchfiles()  # before anything starts: a missing extra is a usage matter
+        try:
+            _require_watchfiles()  # before anything starts
+        except HostError as error:
+            return print_error(error, "Cannot run %s with --reload" % args.target)
         spec = parse_target(args.target)
         paths = list(args.reload_dir or watched_paths(spec))
     wake = threading.Event()  # something for the main thread to look at
@@ -133,7 +136,7 @@ def _start_reloader(host: Any, spec: Any, paths: List[str], verbose: bool) -> An
     from .reload import Reloader, reload_host
 
     def report(error: Any, what: str) -> None:
-        print_error(error, what, traceback=verbose)
+        print_error(error, what, traceback=verbose, ending=False)
 
     reloader = Reloader(paths, lambda changed: reload_host(host, spec, changed, report, say))
     reloader.start()
