@@ -105,10 +105,10 @@ def test_live_server_fixture_uses_the_ini_target(pytester):
     result.assert_outcomes(passed=1)
 
 
-def test_the_readme_live_server_sample_runs_as_written(pytester):
-    """The README shows how pyhost_live_server differs from pytest-flask's live_server
-    (``url`` is a string); its sample must work verbatim."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+def test_the_documented_live_server_sample_runs_as_written(pytester):
+    """The pytest guide shows how pyhost_live_server differs from pytest-flask's
+    live_server (``url`` is a string); its sample must work verbatim."""
+    with open(os.path.join(ROOT, "docs", "guides", "pytest.md"), encoding="utf-8") as handle:
         readme = handle.read()
     bullet = readme[readme.index("- `pyhost_live_server`:"):]
     ini = re.search(r"```ini\n(.*?)```", bullet, re.S).group(1)
@@ -259,3 +259,17 @@ def test_kill_child_needs_a_running_host():
 
     with pytest.raises(RuntimeError, match="no running app process"):
         kill_child(FlaskHost("apps.hello:app", port=0))
+
+
+def test_the_pytest_guide_lists_every_generated_option():
+    from pyhost import fields
+    from pyhost.config import HostConfig
+
+    with open(os.path.join(ROOT, "docs", "guides", "pytest.md"), encoding="utf-8") as handle:
+        guide = handle.read()
+    marked = [field for field in fields.settings(HostConfig) if field.metadata["pytest"]]
+    assert marked
+    for field in marked:
+        row = "| `--pyhost-%s` | `pyhost_%s` | `%s` |" % (
+            field.name.replace("_", "-"), field.name, field.name)
+        assert row in guide, row
