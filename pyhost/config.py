@@ -10,8 +10,8 @@ import multiprocessing
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from . import fields
-from .fields import setting
+from . import setting as fields
+from .setting import setting
 
 __all__ = ["HostConfig", "START_METHODS", "SERVERS", "default_start_method"]
 

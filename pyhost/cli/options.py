@@ -271,7 +271,8 @@ def options_reference() -> str:
                       if isinstance(action, argparse._SubParsersAction))
     helps = {choice.dest: choice.help for choice in subparsers._choices_actions}
     for name, sub in subparsers.choices.items():
-        lines += ["### `pyhost %s`" % name, "", (helps.get(name) or "").capitalize() + ".", "",
+        summary = helps.get(name) or ""
+        lines += ["### `pyhost %s`" % name, "", summary[:1].upper() + summary[1:] + ".", "",
                   "| Option | Value | Description |", "|---|---|---|"]
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
