@@ -86,16 +86,16 @@ class HostConfig:
         help="Watch an app already running at this http(s) URL instead of starting one.")
     auto_restart: bool = setting(
         True, kind=bool, flag="--no-restart", commands=("run",), group="supervision",
-        help="Restart the app after a crash or a hang.")
+        help="Restart the app after an unexpected exit or a failed liveness probe.")
     max_restart_attempts: int = setting(
         3, kind=int, min=0, max=1000, flag="--max-restarts", metavar="N", commands=("run",),
         group="supervision", help="Restarts allowed within restart_window before giving up.")
     restart_delay: float = setting(
         2.0, min=0, commands=("run",), group="supervision", **_SECONDS,
-        help="Base restart delay, doubled per attempt.")
+        help="Base restart delay; doubles per consecutive attempt.")
     restart_window: float = setting(
         60.0, above=True, min=0, commands=("run",), group="supervision", **_SECONDS,
-        help="Window in which max_restart_attempts is counted.")
+        help="A child healthy this long resets the restart count.")
     liveness_interval: Optional[float] = setting(
         10.0, optional=True, above=True, min=0, commands=("run",), group="supervision",
         **_SECONDS, help="Seconds between liveness probes once ready; None turns hang "
@@ -123,7 +123,8 @@ class HostConfig:
         help="Processes sharing the listening socket.")
     server: str = setting(
         "werkzeug", kind=str, choices=SERVERS, pytest=True, metavar="NAME", commands=("run",),
-        help="HTTP server in the app process.")
+        help="Server in the app process: werkzeug, waitress or gunicorn for WSGI, uvicorn for "
+             "ASGI apps; each an extra except werkzeug.")
     cooldown: Optional[float] = setting(
         None, optional=True, above=True, min=0, commands=("run",), group="supervision",
         **_SECONDS, help="After giving up, try once more after this long; None: stay FAILED.")

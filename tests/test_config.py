@@ -262,3 +262,53 @@ def test_from_env_warns_about_a_misspelt_variable(caplog):
     assert "PYHOST_PROT is not a pyhost setting and is ignored; did you mean PYHOST_PORT?" \
         in caplog.text  # ...but the user is told
     assert "PYHOST_TEST_EXTRA" not in caplog.text  # unrelated variables are left alone
+
+
+# ------------------------------------------------------------- metadata, masking, bounds
+def test_every_field_carries_help_env_and_flag_metadata():
+    import dataclasses
+
+    for field in dataclasses.fields(HostConfig):
+        meta = field.metadata
+        assert meta["help"].endswith("."), field.name
+        assert meta["env"] in (None, "PYHOST_" + field.name.upper()), field.name
+        assert meta["flag"] is None or meta["flag"].startswith("--"), field.name
+    flags = {field.name: field.metadata["flag"] for field in dataclasses.fields(HostConfig)}
+    assert flags["server"] == "--server" and flags["cooldown"] == "--cooldown"
+    assert flags["expose_details"] == "--expose-details"
+
+
+def test_from_env_reads_the_variable_named_in_the_metadata():
+    config = HostConfig.from_env(environ={"PYHOST_SERVER": "waitress", "PYHOST_COOLDOWN": "none",
+                                          "PYHOST_EXPOSE_DETAILS": "yes", "PYHOST_WORKERS": "2"})
+    assert (config.server, config.cooldown, config.expose_details, config.workers) == \
+        ("waitress", None, True, 2)
+
+
+def test_env_values_are_masked_in_repr_and_to_dict_unless_revealed():
+    config = HostConfig(env={"DATABASE_URL": "postgres://u:hunter2@db/x"})
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.to_dict())
+    assert config.to_dict()["env"] == {"DATABASE_URL": "***"}
+    assert config.to_dict(reveal=True)["env"]["DATABASE_URL"].endswith("hunter2@db/x")
+    assert config.env["DATABASE_URL"].endswith("hunter2@db/x")  # the child still gets it
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"env": {"A": "x\x00y"}}, "HostConfig.env"),
+    ({"env": {"A\x00": "x"}}, "HostConfig.env"),
+    ({"host": "127.0.0.1\x00"}, "HostConfig.host"),
+    ({"health_path": "/health check"}, "HostConfig.health_path"),
+    ({"health_path": "/health\r\nX: y"}, "HostConfig.health_path"),
+    ({"workers": 10 ** 6}, "HostConfig.workers"),
+    ({"stderr_lines": 10 ** 9}, "HostConfig.stderr_lines"),
+    ({"max_restart_attempts": 10 ** 6}, "HostConfig.max_restart_attempts"),
+    ({"health_check_max_retries": 10 ** 7}, "HostConfig.health_check_max_retries"),
+    ({"requires": ["m%d" % i for i in range(300)]}, "HostConfig.requires"),
+    ({"env": {"A": "x" * (256 * 1024)}}, "HostConfig.env"),
+])
+def test_hostile_values_are_refused_naming_the_field(fields, named):
+    with pytest.raises(ValueError) as info:
+        HostConfig(**fields)
+    message = str(info.value)
+    assert message.startswith(named) and len(message) < 400
+    assert "x\x00y" not in message  # an env value may be a secret: never echoed
