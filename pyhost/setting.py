@@ -181,6 +181,10 @@ def check_bounds(instance: Any) -> None:
             fail("must be " + describe(meta))
         if kind is float and not _is_number(value):
             fail("must be " + describe(meta))
+        if kind is float and meta["max"] is not None and not value <= meta["max"]:
+            # inf or 1e10 would overflow the waits that supervision relies on
+            unit = " of %s" % meta["unit"] if meta["unit"] else ""
+            fail("must be a finite number%s, at most %s" % (unit, meta["max"]))
         if kind in (int, float):
             low, high = meta["min"], meta["max"]
             too_low = low is not None and (value <= low if meta["above"] else value < low)
