@@ -33,9 +33,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         try:
             _require_watchfiles()  # before anything starts
+            spec = parse_target(args.target)
         except HostError as error:
             return print_error(error, "Cannot run %s with --reload" % args.target)
-        spec = parse_target(args.target)
         paths = list(args.reload_dir or watched_paths(spec))
     wake = threading.Event()  # something for the main thread to look at
     stop_requested = threading.Event()
