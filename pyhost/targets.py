@@ -70,6 +70,7 @@ def parse_target(target: Any, *, by_value: bool = False, label_only: bool = Fals
     if _looks_like_app_object(target):
         return _app_object(target)
     if callable(target):
+        _refuse_stdlib_callable(target)
         if label_only:
             return {"label": _callable_label(target)}
         if start_method == "fork" and not by_value:
@@ -82,6 +83,21 @@ def parse_target(target: Any, *, by_value: bool = False, label_only: bool = Fals
         "target must be a string like 'module:app', a path 'app.py:app', or a zero-argument "
         "callable returning a WSGI app (got %r)" % (target,)
     )
+
+
+def _refuse_stdlib_callable(fn: Any) -> None:
+    """``FlaskHost(os.system)``: a function of the standard library is not an app factory."""
+    import functools
+
+    inner = fn
+    while isinstance(inner, functools.partial):  # partial(create_app, ...) is the user's
+        inner = inner.func
+    module = str(getattr(inner, "__module__", None) or "")
+    top = module.split(".")[0]
+    if top and top in stdlib_module_names():
+        raise ValueError(
+            "target %r: a callable of the standard library (%s) is not an app factory; pass "
+            "your app's factory or a 'module:attr' string" % (fn, module))
 
 
 def target_label(target: Any) -> str:

@@ -347,3 +347,17 @@ def test_under_fork_a_callable_is_not_shipped():
     assert parse_target(make_greeter, by_value=True, start_method="fork")["format"] == \
         "cloudpickle"
     assert parse_target(make_greeter, start_method="spawn")["format"] == "pickle"
+
+
+@pytest.mark.parametrize("target", [os.system, exec, print, pickle.loads,
+                                    __import__("functools").partial(os.system, "true")])
+def test_standard_library_callables_are_refused(target):
+    with pytest.raises(ValueError, match="standard library"):
+        FlaskHost(target, port=0)
+
+
+def test_a_partial_of_the_users_factory_is_accepted():
+    import functools
+
+    spec = parse_target(functools.partial(make_greeter), start_method="spawn")
+    assert spec["kind"] == "callable"
