@@ -76,3 +76,44 @@ def test_reload_without_watchfiles_names_the_extra_to_install(tmp_path):
     assert "DEPENDENCY_ERROR" in err
     assert "pip install 'pyhost-supervisor[reload]'" in err
     assert "Serving" not in err  # nothing was started
+
+
+def test_watched_paths_are_where_the_app_lives_found_without_importing_it(tmp_path,
+                                                                          monkeypatch):
+    import sys
+
+    from pyhost.cli.reload import watched_paths
+    from pyhost.targets import parse_target
+
+    package = tmp_path / "shop"
+    (package / "web").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('imported!')\n")
+    (package / "web" / "__init__.py").write_text("")
+    (tmp_path / "single.py").write_text("raise RuntimeError('imported!')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert watched_paths(parse_target("shop.web:app")) == [str(package)]
+    assert watched_paths(parse_target("single:app")) == [str(tmp_path)]
+    assert watched_paths(parse_target(str(tmp_path / "single.py") + ":app")) == [str(tmp_path)]
+    assert watched_paths(parse_target("not_there_at_all:app")) == [str(tmp_path)]
+    assert "shop" not in sys.modules and "single" not in sys.modules  # nothing was imported
+
+
+def test_reload_watches_a_package_and_restarts_on_a_change_in_a_submodule(tmp_path, launch):  # noqa: F811
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "views.py").write_text("MESSAGE = 'views 1'\n")
+    (package / "web.py").write_text(
+        "from flask import Flask\n\nfrom .views import MESSAGE\n\napp = Flask(__name__)\n"
+        "app.add_url_rule('/', 'index', lambda: MESSAGE)\n")
+    cli = launch("run", "shop.web:app", "--port", "0", "--reload", cwd=tmp_path)
+    url = cli.wait_for(r"Serving shop\.web:app at (http://\S+) \(pid \d+\)").group(1) + "/"
+    cli.wait_for(r"Watching .*shop for changes")
+    assert get(url) == "views 1"
+    (package / "views.py").write_text("MESSAGE = 'views 2'\n")
+    served_within(url, "views 2")
+    (package / "views.py").write_text("import not_installed_anywhere\nMESSAGE = 'views 3'\n")
+    cli.wait_for(r"❌ Not reloaded: .*views\.py changed")
+    cli.wait_for(r"Error type: DEPENDENCY_ERROR")
+    assert get(url) == "views 2"
