@@ -93,7 +93,7 @@ def _env_pair(text: str) -> List[str]:
 def _help_for(field: dataclasses.Field) -> str:
     meta = field.metadata
     default = settings_meta.default_of(field)
-    text = meta["help"]
+    text = meta["help"].rstrip(".")
     if meta["kind"] is bool and str(meta["flag"]).startswith("--no-"):
         text = "Turn off: " + text[:1].lower() + text[1:]
     if meta["kind"] is not bool and default not in (None, (), {}):
