@@ -148,3 +148,25 @@ def test_a_second_ctrl_c_kills_the_app_at_once(tmp_path, launch):  # noqa: F811
     stopped = re.findall(r"Stopped stubborn:app.*", cli.output)
     assert len(stopped) == 1 and "killed" in stopped[0], cli.output
     assert "Second Ctrl+C: killing stubborn:app" in cli.output
+
+
+def test_generated_options_build_the_config_over_the_environment(monkeypatch):
+    from pyhost.cli import build_config
+
+    monkeypatch.setenv("PYHOST_PORT", "0")
+    monkeypatch.setenv("PYHOST_WORKERS", "2")
+    args = build_parser().parse_args([
+        "run", "myapp:app", "--server", "waitress", "--cooldown", "5", "--expose-details",
+        "--no-restart", "-e", "A=1", "--env", "B=x=y", "--requires", "flask,flask_cors",
+        "--requires", "jinja2", "--liveness-interval", "none", "-w", "3"])
+    config = build_config(args)
+    assert config.port == 0                                   # from the environment
+    assert config.workers == 3                                # the option beats the environment
+    assert (config.server, config.cooldown, config.expose_details, config.auto_restart) == \
+        ("waitress", 5.0, True, False)
+    assert config.env == {"A": "1", "B": "x=y"}
+    assert config.requires == ("flask", "flask_cors", "jinja2")
+    assert config.liveness_interval is None
+    untouched = build_config(build_parser().parse_args(["run", "myapp:app"]))
+    assert untouched.auto_restart is True and untouched.server == "werkzeug"
+    assert untouched.liveness_interval == 10.0
