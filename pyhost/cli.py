@@ -184,7 +184,9 @@ def load_dotenv(path: Optional[str] = None) -> Optional[str]:
         import dotenv
     except ImportError:
         if path is not None:
-            raise ValueError("--env-file needs python-dotenv: pip install 'pyhost[dotenv]'") \
+            from ._meta import pip_install
+
+            raise ValueError("--env-file needs python-dotenv: %s" % pip_install("dotenv")) \
                 from None
         return None
     if path is None:

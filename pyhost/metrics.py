@@ -1,6 +1,6 @@
 """Prometheus metrics for one host, read from ``host.status()`` at scrape time.
 
-Needs the ``metrics`` extra (``pip install 'pyhost[metrics]'``, which is
+Needs the ``metrics`` extra (``pip install 'pyhost-supervisor[metrics]'``, which is
 ``prometheus_client``); importing this module without it raises ImportError.
 
 A custom collector in a registry of its own per host, not the global

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ._meta import pip_install
 from .protocol import ErrorType
 
 # Import names that differ from the distribution to ``pip install``.
@@ -214,8 +215,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
             steps.append("Start the host under  if __name__ == '__main__':  in your script: "
                          "spawn and forkserver children import the main module again")
         return steps + [
-            "A target defined in __main__ or a notebook needs by-value shipping: "
-            "pip install 'pyhost[notebook]' (cloudpickle)",
+            "A target defined in __main__ or a notebook is shipped by value with cloudpickle, "
+            "which pyhost depends on: if it is missing, reinstall: %s" % pip_install(),
             "Or move the factory into an importable module and pass 'module:factory()'",
             "Or use start_method='fork' where the platform has it",
             "Check system limits (ulimit -u, free memory) if the OS refused the process",

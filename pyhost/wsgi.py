@@ -257,9 +257,11 @@ class HealthApp:
         except ImportError as exc:
             if not (getattr(exc, "name", None) or "").startswith("prometheus_client"):
                 raise
+            from ._meta import pip_install
+
             self._metrics_problem = (
                 "Prometheus metrics need the prometheus_client package, which is not "
-                "installed: pip install 'pyhost[metrics]' (or: pip install prometheus-client)")
+                "installed: %s (or: pip install prometheus-client)" % pip_install("metrics"))
         else:
             # Now, not at the first scrape: probes and errors count from here on.
             collector_for(host)

@@ -383,7 +383,7 @@ def test_metrics_without_prometheus_client_answer_501(monkeypatch):
     health = Client(FlaskHost(APP, port=0).health_app())
     response = health.get("/metrics")
     assert response.status_code == 501
-    assert "pip install 'pyhost[metrics]'" in response.get_data(as_text=True)
+    assert "pip install 'pyhost-supervisor[metrics]'" in response.get_data(as_text=True)
     assert health.get("/").status_code == 503  # the status still works
 
 
