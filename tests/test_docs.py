@@ -143,3 +143,40 @@ def test_sample_runs(tmp_path, sample):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def load_hooks():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", os.path.join(ROOT, "docs",
+                                                                            "hooks.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_references_name_everything_in_the_code():
+    import dataclasses
+
+    from pyhost import ErrorType, HostConfig
+    from pyhost.cli import EXIT_CODES, build_parser
+    from pyhost.lifecycle import TRANSITIONS
+
+    hooks = load_hooks()
+    page = hooks.on_page_markdown("\n".join(hooks.MARKERS) + "\n")
+    assert "<!-- pyhost:" not in page  # every marker was replaced
+    for field in dataclasses.fields(HostConfig):
+        assert field.name in page, field.name
+    for error_type in ErrorType:
+        assert "`%s`" % error_type.value in page, error_type
+    for state in TRANSITIONS:
+        assert "`%s`" % state.value in page, state
+    options = {flag for action in build_parser()._actions if action.choices
+               for sub in getattr(action.choices, "values", lambda: [])()
+               for option in sub._actions for flag in option.option_strings
+               if flag.startswith("--") and flag != "--help"}
+    assert options and all(option in page for option in options), options
+    assert all(name in page for name in EXIT_CODES)
+    # The port-in-use row's first steps are the real troubleshooting steps.
+    assert "Stop that process: kill 4242" in page
