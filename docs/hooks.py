@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import html
 import inspect
+import re
 from typing import Any, Callable, Dict, List
 
 MARKERS: Dict[str, Callable[[], str]] = {}
@@ -36,6 +37,11 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
 
 class Raw(str):
     """A cell that is markdown/HTML already (not escaped)."""
+
+
+def on_page_content(html_text: str, **kwargs: Any) -> str:
+    """Docstrings use Sphinx roles (``:class:`X```): keep the name, drop the role."""
+    return re.sub(r":(?:class|func|meth|mod|attr|data|exc):(?=<code>)", "", html_text)
 
 
 def _cell(text: Any) -> str:
