@@ -100,9 +100,9 @@ def test_live_server_fixture_uses_the_ini_target(pytester):
 
 
 def test_the_readme_live_server_sample_runs_as_written(pytester):
-    """The README shows how pyhost_live_server differs from pytest-flask's live_server
+    """The pytest guide shows how pyhost_live_server differs from pytest-flask's live_server
     (``url`` is a string); its sample must work verbatim."""
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+    with open(os.path.join(ROOT, "docs", "guides", "pytest.md"), encoding="utf-8") as handle:
         readme = handle.read()
     bullet = readme[readme.index("- `pyhost_live_server`:"):]
     ini = re.search(r"```ini\n(.*?)```", bullet, re.S).group(1)
