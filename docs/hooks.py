@@ -160,14 +160,18 @@ def error_table() -> str:
     rows = []
     for error_type in ErrorType:
         cls = error_class(error_type)
-        bases = [base.__name__ for base in cls.__mro__[1:]
-                 if base.__module__ == "builtins" and base not in (Exception, BaseException,
-                                                                   object)]
+        bases = [base.__name__ for base in cls.__bases__
+                 if base.__module__ == "builtins" and base is not Exception]
         name = "`%s`" % cls.__name__ + (" (also `%s`)" % "`, `".join(bases) if bases else "")
-        when = inspect.getdoc(cls) or ""
+        when = (inspect.getdoc(cls) or "").replace("``", "`")
         example = dict(_EXAMPLES.get(error_type.value, {}))
         steps = steps_for(error_type, message="", **example)[:2]
-        retried = "never" if error_type in DETERMINISTIC else "within the budget"
+        if error_type in DETERMINISTIC:
+            retried = "never"
+        elif error_type is ErrorType.HEALTH_CHECK_TIMEOUT:
+            retried = "a hang of a ready app: within the budget; at `start()`: never"
+        else:
+            retried = "within the budget"
         rows.append(["`%s`" % error_type.value, name, when, retried,
                      Raw("<br>".join("%d. %s" % (i, _escape(step))
                                      for i, step in enumerate(steps, 1)))])
