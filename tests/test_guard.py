@@ -166,8 +166,12 @@ def test_upstream_connections_are_kept_alive_and_reused():
             assert bodies == {405}  # answered on the same pooled connection
             assert {guard.get("/conn").get_data() for _ in range(2)} == answers
     finally:
-        server.close()
+        # The guard's pooled connection is still open: close every channel,
+        # or waitress's loop keeps running for it.
+        for channel in list(server._map.values()):
+            channel.close()
         thread.join(10)
+        assert not thread.is_alive()
 
 
 # --------------------------------------------------------------------------
