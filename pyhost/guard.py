@@ -26,11 +26,19 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._meta import pip_install
 from .public import expose_details_for, public_error, public_status
+from .relay import (
+    Limited,
+    Relay,
+    connection_tokens,
+    forwarded_path,
+    raw_path_info,
+    request_headers,
+    response_headers,
+)
 from .stale import StaleCache, serve_stale, stale_cache_from_option
 from .status import HostState
 
@@ -41,7 +49,8 @@ try:
 except ImportError:  # pragma: no cover - exercised by a test that hides urllib3
     urllib3 = None  # type: ignore[assignment]
 
-__all__ = ["ProxyApp", "unavailable_payload", "UNAVAILABLE", "DEFAULT_MAX_BODY_SIZE"]
+__all__ = ["ProxyApp", "unavailable_payload", "UNAVAILABLE", "DEFAULT_MAX_BODY_SIZE",
+           "raw_path_info"]
 
 log = logging.getLogger("pyhost")
 
@@ -63,13 +72,6 @@ _STATE_MESSAGES = {
     HostState.FAILED: "{name} has failed",
 }
 
-# RFC 9110 §7.6.1, plus Proxy-Connection (never standard, still sent) and
-# Expect (the front server has answered 100-continue already).
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-                         "proxy-authorization", "te", "trailer", "transfer-encoding",
-                         "upgrade", "expect"})
-# Set by the front server itself: passing the app's on would double them.
-_FRONT_SETS = frozenset({"server", "date"})
 # Uploads of unknown length are counted into memory up to this, then on disk.
 _SPOOL_MAX = 1 << 20
 
@@ -106,10 +108,6 @@ def require_urllib3() -> None:
     if urllib3 is None:
         raise ImportError("The route guard (proxy_app) needs urllib3, which is not installed: "
                           + pip_install("guard"), name="urllib3")
-
-
-def connection_tokens(value: Optional[str]) -> frozenset:
-    return frozenset(t.strip().lower() for t in (value or "").split(",") if t.strip())
 
 
 class ProxyApp:
@@ -160,7 +158,6 @@ class ProxyApp:
         self.chunk_size = chunk_size
         self.max_body_size = max_body_size
         self.error = error
-        self._quoted_prefix = quote(prefix, safe=_PATH_SAFE)
         # Keyed by host.url: a restarted host on a new port gets a pool of its
         # own; the old one is dropped when num_pools is exceeded.
         self._pools = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False,
@@ -179,7 +176,7 @@ class ProxyApp:
         url = host.url
         if not host.is_ready() or url is None:
             return self.unavailable(environ, start_response)
-        target = self._path(environ)
+        target = forwarded_path(environ, self.prefix)
         query = environ.get("QUERY_STRING")
         if query:
             target += "?" + query
@@ -188,7 +185,7 @@ class ProxyApp:
             body, length = self._body(environ, closers)
         except _TooLarge:
             return self._too_large(start_response)
-        headers = self._request_headers(environ, length)
+        headers = request_headers(environ, length)
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             pool = self._pools.connection_from_url(url)
@@ -212,7 +209,7 @@ class ProxyApp:
                 "message": "%s closed the connection or could not be reached" % host.name})
         _close_all(closers)
         status = "%d %s" % (response.status, response.reason or "")
-        out = _response_headers(response.headers)
+        out = response_headers(response.headers)
         collect = None
         if self.stale_cache is not None:
             collect = self.stale_cache.wants(environ, status, out)
@@ -278,7 +275,7 @@ class ProxyApp:
         stream = environ.get("wsgi.input")
         if length not in (None, ""):
             size = int(length)
-            return (_Limited(stream, size) if size else None), size
+            return (Limited(stream, size) if size else None), size
         terminated = environ.get("wsgi.input_terminated") or "chunked" in connection_tokens(
             environ.get("HTTP_TRANSFER_ENCODING"))
         if not terminated or stream is None:
@@ -298,49 +295,10 @@ class ProxyApp:
         spool.seek(0)
         return (spool if size else None), size
 
-    @staticmethod
-    def _request_headers(environ: Environ, length: int) -> Dict[str, str]:
-        drop = _HOP_BY_HOP | connection_tokens(environ.get("HTTP_CONNECTION")) | {
-            "content-length"}
-        headers: Dict[str, str] = {}
-        for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                name = key[5:].replace("_", "-").title()
-            elif key == "CONTENT_TYPE" and value:
-                name = "Content-Type"
-            else:
-                continue
-            if name.lower() not in drop:
-                headers[name] = value
-
-        def append(name: str, value: Optional[str]) -> None:
-            if value:
-                previous = headers.get(name)
-                headers[name] = "%s, %s" % (previous, value) if previous else value
-
-        append("X-Forwarded-For", environ.get("REMOTE_ADDR"))
-        append("X-Forwarded-Proto", environ.get("wsgi.url_scheme"))
-        append("X-Forwarded-Host", environ.get("HTTP_HOST"))
-        append("X-Forwarded-Prefix", environ.get("SCRIPT_NAME"))
-        if length or environ.get("REQUEST_METHOD") in ("POST", "PUT", "PATCH"):
-            headers["Content-Length"] = str(length)
-        return headers
-
-    def _path(self, environ: Environ) -> str:
-        # Forward the client's own encoding when the server kept it
-        # (org%2Fmodel must not become org/model), else quote the decoded
-        # bytes ("%" included) so /a%25b arrives as sent.
-        prefix = self._quoted_prefix
-        raw = raw_path_info(environ)
-        if raw is not None:
-            return prefix + (quote(raw.encode("latin-1"), safe=_PATH_SAFE + "%") or "/")
-        return prefix + quote((environ.get("PATH_INFO") or "/").encode("latin-1"),
-                              safe=_PATH_SAFE)
-
     # -- the stale cache --------------------------------------------------------------
     def _key(self, environ: Environ) -> str:
         query = environ.get("QUERY_STRING")
-        return self._path(environ) + ("?" + query if query else "")
+        return forwarded_path(environ, self.prefix) + ("?" + query if query else "")
 
     def _stale(self, environ: Environ) -> Any:
         if self.stale_cache is None:
@@ -352,113 +310,8 @@ class _TooLarge(Exception):
     pass
 
 
-class _Limited:
-    """Exactly ``size`` bytes of a WSGI input (reading past them would wait for more)."""
-
-    def __init__(self, stream: Any, size: int) -> None:
-        self._stream, self._left = stream, size
-
-    def read(self, amount: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        if amount is None or amount < 0 or amount > self._left:
-            amount = self._left
-        data = self._stream.read(amount)
-        self._left -= len(data)
-        if not data:
-            self._left = 0
-        return data
-
-
-class Relay:
-    """The response body, relayed piece by piece as it arrives.
-
-    ``close()`` (called by the WSGI server when the client is done or gone)
-    returns a fully read connection to the pool and closes one that is not.
-    With ``store``, the body is also collected, up to ``collect`` bytes, and
-    handed over once complete (the stale cache).
-    """
-
-    def __init__(self, response: Any, chunk_size: int,
-                 store: Optional[Callable[[bytes], None]] = None,
-                 collect: Optional[int] = None) -> None:
-        self._response = response
-        self._chunk_size = chunk_size
-        self._done = False
-        self._store = store
-        self._collect = collect
-        self._parts: List[bytes] = []
-        self._size = 0
-        read1 = getattr(response, "read1", None)
-        if read1 is not None:
-            self._read = lambda n: read1(n, decode_content=False)
-        else:  # urllib3 < 2.3: http.client's read1 has the same meaning
-            self._read = response._fp.read1
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._done:
-            raise StopIteration
-        data = self._read(self._chunk_size)
-        if not data:
-            self._done = True
-            if self._store is not None and self._size == self._collect:
-                self._store(b"".join(self._parts))
-            self._parts = []
-            raise StopIteration
-        if self._store is not None:
-            self._size += len(data)
-            if self._size <= (self._collect or 0):
-                self._parts.append(data)
-        return data
-
-    def close(self) -> None:
-        response = self._response
-        if not self._done:
-            # The client left mid-answer: the rest is unread, so the
-            # connection cannot be reused. Closing it ends the app's writes.
-            response.close()
-        response.release_conn()
-        self._parts = []
-
-
-def _response_headers(headers: Any) -> Headers:
-    drop = _HOP_BY_HOP | _FRONT_SETS | connection_tokens(headers.get("Connection"))
-    return [(name, value) for name, value in headers.iteritems() if name.lower() not in drop]
-
-
 def _close_all(closers: List[Callable[[], Any]]) -> None:
     while closers:
         closers.pop()()
 
 
-_PATH_SAFE = "/!$&'()*+,:;=@"
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-def raw_path_info(environ: Environ) -> Optional[str]:
-    """PATH_INFO as the client encoded it, from the raw request target.
-
-    Werkzeug's server and gunicorn keep it in ``RAW_URI`` (others in
-    ``REQUEST_URI``). The part that decodes to SCRIPT_NAME (the mount point)
-    is cut off; None when the raw target does not decode to SCRIPT_NAME +
-    PATH_INFO (a middleware rewrote the path: use the decoded one).
-    """
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if not raw:
-        return None
-    raw = raw.split("?", 1)[0]
-    if not raw.startswith("/"):  # absolute-form: http://host/path
-        raw = urlsplit(raw).path or "/"
-    script = (environ.get("SCRIPT_NAME") or "").encode("latin-1")
-    path_info = (environ.get("PATH_INFO") or "").encode("latin-1")
-    at, decoded = 0, 0
-    while decoded < len(script) and at < len(raw):
-        escaped = raw[at] == "%" and set(raw[at + 1:at + 3]) <= _HEX and len(raw) >= at + 3
-        at += 3 if escaped else 1
-        decoded += 1
-    if unquote_to_bytes(raw[:at]) != script or unquote_to_bytes(raw[at:]) != path_info:
-        return None
-    return raw[at:]
