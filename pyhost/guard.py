@@ -162,6 +162,8 @@ class ProxyApp:
         # own; the old one is dropped when num_pools is exceeded.
         self._pools = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=False,
                                           retries=False)
+        self._pool: Any = None  # the pool of the last URL, the one nearly every request uses
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
 
     def __repr__(self) -> str:
         return "<ProxyApp for %s%s>" % (self.host.name, " (stale cache)" if self.stale_cache
@@ -188,12 +190,11 @@ class ProxyApp:
         headers = request_headers(environ, length)
         method = environ.get("REQUEST_METHOD", "GET")
         try:
-            pool = self._pools.connection_from_url(url)
+            pool = self._pool_for(url)
             response = pool.urlopen(
                 method, target, body=body, headers=headers, retries=False, redirect=False,
                 assert_same_host=False, preload_content=False, decode_content=False,
-                release_conn=False, timeout=urllib3.Timeout(connect=self.timeout,
-                                                            read=self.timeout))
+                release_conn=False, timeout=self._timeout)
         except ReadTimeoutError:
             _close_all(closers)
             return json_answer(start_response, "504 Gateway Timeout", {
@@ -221,6 +222,14 @@ class ProxyApp:
             def store(data: bytes) -> None:
                 cache.store(key, environ, status, out, data)  # type: ignore[union-attr]
         return Relay(response, self.chunk_size, store, collect)
+
+    def _pool_for(self, url: str) -> Any:
+        cached = self._pool
+        if cached is not None and cached[0] == url:
+            return cached[1]
+        pool = self._pools.connection_from_url(url)
+        self._pool = (url, pool)  # one assignment: other threads see the old or the new pair
+        return pool
 
     def unavailable(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """The stale answer when there is one, else the 503 JSON."""

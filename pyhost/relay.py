@@ -121,16 +121,21 @@ class Relay:
             raise StopIteration
         data = self._read(self._chunk_size)
         if not data:
-            self._done = True
-            if self._store is not None and self._size == self._collect:
-                self._store(b"".join(self._parts))
-            self._parts = []
+            self._finish()
             raise StopIteration
         if self._store is not None:
             self._size += len(data)
             if self._size <= (self._collect or 0):
                 self._parts.append(data)
+        if getattr(self._response, "length_remaining", None) == 0:
+            self._finish()  # all of a Content-Length body: no read just to see the end
         return data
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._store is not None and self._size == self._collect:
+            self._store(b"".join(self._parts))
+        self._parts = []
 
     def close(self) -> None:
         response = self._response
