@@ -9,7 +9,9 @@ Measured in one run, round-robin, medians:
 - **req/s and p99** of ``GET /hello`` with wrk (``-t2 -c8``) when installed,
   else a Python client on a keep-alive pool: directly, through the guard, and
   the front server alone answering a trivial app (the ceiling the guard
-  cannot beat). Target: guard ≥ 0.8× direct;
+  cannot beat). Target: guard ≥ 0.8× direct. The same with the app served
+  by waitress (keep-alive, so the guard's pool reuses connections) in a
+  process of its own, reached through ``FlaskHost(external_url=...)``;
 - **disconnect → upstream closed**: a client reads one event of an endless
   stream (an event every 50 ms) and closes its socket; the time until the
   app's generator is closed (it writes ``time.monotonic()`` to a file).
@@ -19,6 +21,7 @@ Run: ``.venv/bin/python bench/guard.py [--quick] [--duration S] [--json PATH]``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import select
@@ -70,6 +73,31 @@ def front(app: Any, server: str) -> Iterator[str]:
         srv.shutdown()
         srv.server_close()
         thread.join(5)
+
+
+@contextlib.contextmanager
+def waitress_child() -> Iterator[str]:
+    """The same app served by waitress (keep-alive) in a process of its own."""
+    port = c.free_port()
+    code = ("import sys, waitress; sys.path.insert(0, %r); from streams import app; "
+            "waitress.serve(app, host='127.0.0.1', port=%d, threads=4, _quiet=True)"
+            % (c.APPS, port))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("waitress did not start for the benchmark") from None
+                time.sleep(0.05)
+        yield "127.0.0.1:%d" % port
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def mounted(guard: Any) -> Any:
@@ -204,9 +232,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     tool = "wrk -t2 -c8" if shutil.which("wrk") else "Python pool client, 8 threads"
     print("pyhost guard benchmark: %d rounds (req/s: %d x %.0f s, %s), %s, %s cores, Python %s"
           % (rounds, load_rounds, duration, tool, info["date"], info["cpus"], info["python"]))
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # "Task queue depth" under load
     folder = tempfile.mkdtemp(prefix="pyhost-bench-guard-")
     host = FlaskHost(APP, port=0, liveness_interval=None, is_development=False)
-    with host, front(mounted(host.proxy_app()), "werkzeug") as werkzeug_front, \
+    with waitress_child() as kept_alive, host, \
+            FlaskHost(external_url="http://%s/hello" % kept_alive,
+                      liveness_interval=None) as external, \
+            front(mounted(external.proxy_app()), "waitress") as pooled_front, \
+            front(mounted(host.proxy_app()), "werkzeug") as werkzeug_front, \
             front(mounted(host.proxy_app()), "waitress") as waitress_front, \
             front(trivial, "werkzeug") as bare_werkzeug, \
             front(trivial, "waitress") as bare_waitress:
@@ -240,6 +273,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                   "http://%s/" % bare_werkzeug)),
             ("req/s/waitress front alone", sample("waitress front alone",
                                                   "http://%s/" % bare_waitress)),
+            ("req/s/direct (waitress child)", sample("direct (waitress child)",
+                                                     "http://%s/hello" % kept_alive)),
+            ("req/s/guard (waitress front, waitress child)", sample(
+                "guard (waitress front, waitress child)", "http://%s/g/hello" % pooled_front)),
         ], load_rounds, warmup=0)
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -265,20 +302,30 @@ def main(argv: Optional[List[str]] = None) -> int:
                   ["path", "median", "max"], rows)
 
     direct_rps = med(throughput, "req/s/direct")
+    kept_rps = med(throughput, "req/s/direct (waitress child)")
     rows = []
-    for name in ("direct", "guard (werkzeug front)", "guard (waitress front)",
-                 "werkzeug front alone", "waitress front alone"):
+    for name, base in (("direct", direct_rps), ("guard (werkzeug front)", direct_rps),
+                       ("guard (waitress front)", direct_rps),
+                       ("werkzeug front alone", direct_rps), ("waitress front alone", direct_rps),
+                       ("direct (waitress child)", kept_rps),
+                       ("guard (waitress front, waitress child)", kept_rps)):
         rps = med(throughput, "req/s/" + name)
         p99s = sorted(r["p99"] for r in loads.get(name, []))
         p99 = p99s[len(p99s) // 2] if p99s else None
         rows.append([name, "-" if rps is None else "%.0f" % rps, c.fmt_ms(p99),
-                     c.fmt_ratio(c.ratio(rps, direct_rps))])
+                     c.fmt_ratio(c.ratio(rps, base))])
     c.print_table("GET /hello, %s, %.0f s per sample, medians of %d" % (tool, duration,
                                                                          load_rounds),
                   ["path", "req/s", "p99 ms", "vs direct"], rows)
 
     checks = []
-    for name in ("guard (werkzeug front)", "guard (waitress front)"):
+    for name in ("guard (werkzeug front)", "guard (waitress front)",
+                 "guard (waitress front, waitress child)"):
+        if "child" in name:
+            ratio = c.ratio(med(throughput, "req/s/" + name), kept_rps)
+            checks.append(("req/s %s >= 0.8x direct (waitress child)" % name,
+                           ratio is not None and ratio >= 0.8, c.fmt_ratio(ratio)))
+            continue
         value = med(events, "first event/" + name)
         checks.append(("first event %s <= direct + 5 ms" % name,
                        value is not None and direct_ttfe is not None
