@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._meta import pip_install
@@ -209,7 +210,7 @@ class ProxyApp:
                 "error": "Bad gateway", "type": "UPSTREAM_ERROR",
                 "message": "%s closed the connection or could not be reached" % host.name})
         _close_all(closers)
-        status = "%d %s" % (response.status, response.reason or "")
+        status = "%d %s" % (response.status, response.reason or _phrase(response.status))
         out = response_headers(response.headers)
         collect = None
         if self.stale_cache is not None:
@@ -221,7 +222,7 @@ class ProxyApp:
 
             def store(data: bytes) -> None:
                 cache.store(key, environ, status, out, data)  # type: ignore[union-attr]
-        return Relay(response, self.chunk_size, store, collect)
+        return Relay(response, self.chunk_size, store, collect, name=host.name)
 
     def _pool_for(self, url: str) -> Any:
         cached = self._pool
@@ -289,17 +290,18 @@ class ProxyApp:
             environ.get("HTTP_TRANSFER_ENCODING"))
         if not terminated or stream is None:
             return None, 0
+        block = stream.read(1 << 16)
+        if not block:  # gunicorn marks every input terminated, bodiless ones too
+            return None, 0
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX)
         closers.append(spool.close)
         limit = self.max_body_size
-        while True:
-            block = stream.read(1 << 16)
-            if not block:
-                break
+        while block:
             spool.write(block)
             if limit is not None and spool.tell() > limit:
                 _close_all(closers)
                 raise _TooLarge()
+            block = stream.read(1 << 16)
         size = spool.tell()
         spool.seek(0)
         return (spool if size else None), size
@@ -313,6 +315,13 @@ class ProxyApp:
         if self.stale_cache is None:
             return None
         return self.stale_cache.lookup(self._key(environ), environ)
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
 
 
 class _TooLarge(Exception):

@@ -6,11 +6,16 @@ a urllib3 response on piece by piece as it arrives.
 """
 from __future__ import annotations
 
+import logging
+import socket
+import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 __all__ = ["HOP_BY_HOP", "connection_tokens", "request_headers", "response_headers",
            "forwarded_path", "raw_path_info", "Limited", "Relay"]
+
+log = logging.getLogger("pyhost")
 
 Environ = Dict[str, Any]
 Headers = List[Tuple[str, str]]
@@ -99,8 +104,9 @@ class Relay:
 
     def __init__(self, response: Any, chunk_size: int,
                  store: Optional[Callable[[bytes], None]] = None,
-                 collect: Optional[int] = None) -> None:
+                 collect: Optional[int] = None, name: str = "the app") -> None:
         self._response = response
+        self._name = name
         self._chunk_size = chunk_size
         self._done = False
         self._store = store
@@ -119,7 +125,13 @@ class Relay:
     def __next__(self) -> bytes:
         if self._done:
             raise StopIteration
-        data = self._read(self._chunk_size)
+        try:
+            data = self._read(self._chunk_size)
+        except Exception as exc:
+            # Raised on: the front server then drops the client's connection
+            # instead of ending the body as if it were complete.
+            log.warning("the answer from %s ended early: %s", self._name, exc)
+            raise
         if not data:
             self._finish()
             raise StopIteration
@@ -141,10 +153,23 @@ class Relay:
         response = self._response
         if not self._done:
             # The client left mid-answer: the rest is unread, so the
-            # connection cannot be reused. Closing it ends the app's writes.
+            # connection cannot be reused. Reset rather than close it, so the
+            # app's very next write fails (after a plain close the first
+            # write still succeeds, and a stream notices an event later).
+            _abort(getattr(response, "_connection", None))
             response.close()
         response.release_conn()
         self._parts = []
+
+
+def _abort(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass  # closed already, or a platform without SO_LINGER: a plain close it is
 
 
 def response_headers(headers: Any) -> Headers:

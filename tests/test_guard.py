@@ -5,6 +5,7 @@ sees them (RFC 9110/9112)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import socket
@@ -17,7 +18,7 @@ from conftest import TESTS, wait_until
 from flask import Flask, request
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.test import Client
+from werkzeug.test import Client, create_environ, run_wsgi_app
 
 import pyhost.guard
 from pyhost import FlaskHost
@@ -250,3 +251,22 @@ def test_bad_guard_options_name_the_option(host):
                     {"expose_details": "no"}):
         with pytest.raises(ValueError, match=list(options)[0]):
             host.proxy_app(**options)
+
+
+def test_an_answer_slower_than_the_timeout_is_504_json(host):
+    guard = Client(host.proxy_app(timeout=0.3))
+    response = guard.get("/sleep?seconds=3")
+    assert response.status_code == 504
+    assert response.json["type"] == "UPSTREAM_TIMEOUT"
+    assert Client(host.proxy_app()).get("/sleep?seconds=0").get_data() == b"slept"
+
+
+def test_an_input_marked_terminated_without_a_body_forwards_no_body(host):
+    # gunicorn marks every request's input terminated, GETs included.
+    environ = create_environ("/headers")
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input_terminated"] = True
+    iterable, status, _ = run_wsgi_app(host.proxy_app(), environ, buffered=True)
+    assert status.startswith("200")
+    answer = json.loads(b"".join(iterable))
+    assert answer["length"] == 0 and "Content-Length" not in answer["headers"]

@@ -122,3 +122,9 @@ def chunks():
 @app.route("/upload", methods=["POST", "PUT"])
 def upload():
     return jsonify(length=len(request.get_data()))
+
+
+@app.route("/sleep")
+def sleep():
+    time.sleep(float(request.args.get("seconds", "1")))
+    return "slept"
