@@ -308,8 +308,10 @@ class ProxyApp:
 
     # -- the stale cache --------------------------------------------------------------
     def _key(self, environ: Environ) -> str:
+        # The host's name first: one cache may serve the guards of several apps.
         query = environ.get("QUERY_STRING")
-        return forwarded_path(environ, self.prefix) + ("?" + query if query else "")
+        return "%s %s%s" % (self.host.name, forwarded_path(environ, self.prefix),
+                            "?" + query if query else "")
 
     def _stale(self, environ: Environ) -> Any:
         if self.stale_cache is None:
