@@ -114,3 +114,41 @@ def test_max_age_and_vary():
 def test_bad_cache_options_name_the_option(options):
     with pytest.raises(ValueError, match=list(options)[0]):
         StaleCache(**options)
+
+
+def test_an_app_gone_before_the_host_noticed_is_stale_or_502():
+    """Ready as far as the host knows (no liveness probes), but nothing listens:
+    a stored read is served stale, anything else gets 502 JSON."""
+    import threading
+
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    app = Flask("external")
+
+    @app.route("/page")
+    def page():
+        return "external page"
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="test-external", daemon=True)
+    thread.start()
+    stopped = False
+    try:
+        with FlaskHost(external_url="http://127.0.0.1:%d/page" % server.port,
+                       liveness_interval=None) as host:
+            guard = Client(host.proxy_app(stale_cache=True), use_cookies=False)
+            assert guard.get("/page").get_data() == b"external page"
+            server.shutdown()
+            server.server_close()
+            stopped = True
+            assert host.is_ready()  # nobody has told the host yet
+            assert_stale(guard.get("/page"), b"external page")
+            response = guard.get("/other")
+            assert response.status_code == 502
+            assert response.json["type"] == "UPSTREAM_ERROR"
+    finally:
+        if not stopped:
+            server.shutdown()
+            server.server_close()
+        thread.join(10)
