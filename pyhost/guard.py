@@ -274,7 +274,7 @@ class ProxyApp:
     def _too_large(self, start_response: StartResponse) -> Iterable[bytes]:
         return json_answer(start_response, "413 Content Too Large", {
             "error": "Request body too large", "type": "BODY_TOO_LARGE",
-            "message": "The request body is larger than %d bytes" % self.max_body_size},
+            "message": "The request body is larger than %s bytes" % (self.max_body_size,)},
             [("Connection", "close")])
 
     # -- building the upstream request ------------------------------------------------
