@@ -172,6 +172,12 @@ class ProxyApp:
 
     # -- the request ---------------------------------------------------------------
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        result = self._forward(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "HEAD" and isinstance(result, list):
+            return []  # the guard's own JSON answers: headers only (servers send what they get)
+        return result
+
+    def _forward(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         refused = self._refuse(environ, start_response)
         if refused is not None:
             return refused

@@ -270,3 +270,12 @@ def test_an_input_marked_terminated_without_a_body_forwards_no_body(host):
     assert status.startswith("200")
     answer = json.loads(b"".join(iterable))
     assert answer["length"] == 0 and "Content-Length" not in answer["headers"]
+
+
+def test_head_gets_headers_only_from_the_guards_own_answers():
+    host = FlaskHost(APP, port=0)  # never started: 503
+    iterable, status, headers = run_wsgi_app(host.proxy_app(), create_environ(
+        "/page", method="HEAD"))
+    assert status.startswith("503")
+    assert b"".join(iterable) == b""  # as sent to the server, which passes it on as is
+    assert int(headers["Content-Length"]) > 0  # what a GET would carry
