@@ -17,8 +17,13 @@ Run it, then try it::
     curl localhost:8000/api/health/python
     curl -F file=@README.md localhost:8000/api/deepfake/detect
 
-The main app keeps serving when the model API cannot start (the seed's
-"graceful degradation"): its routes answer 503 with the typed error.
+The main app keeps serving when the model API cannot start or crashes (the
+seed's "graceful degradation"): reads it has answered before (GET
+/api/deepfake/model) are served from the guard's stale cache, marked with
+``X-Pyhost-Stale: 1``; everything else answers 503 with the error's type and
+a short message. Output, tracebacks and exception text stay in this
+terminal; ``expose_details=True`` would put them into the 503 bodies too.
+Server-sent events and other streams are relayed as they arrive.
 """
 import argparse
 import logging
@@ -61,7 +66,7 @@ def create_gateway(host):
         )
 
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {
-        "/api/deepfake": host.proxy_app(),
+        "/api/deepfake": host.proxy_app(stale_cache=True, max_body_size=20 << 20),
         # Created before start(), so the metrics see the startup probes too.
         "/api/health/python": host.health_app(),
     })

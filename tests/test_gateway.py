@@ -286,7 +286,9 @@ def test_503_json_after_a_crash_and_metrics_count_it():
         assert "SIGKILL" in body["message"]
         assert body["status"]["state"] == "FAILED"
         assert body["status"]["last_error"]["type"] == "PROCESS_CRASH"
-        assert body["status"]["pid"] is None
+        assert body["status"]["last_error"]["signal"] == "SIGKILL"
+        # Clients get no pids, output or tracebacks (expose_details=True opts in).
+        assert "pid" not in body["status"] and "stderr_tail" not in body["status"]["last_error"]
 
         answer = health.get("/")
         assert answer.status_code == 503
@@ -321,9 +323,13 @@ def test_health_is_200_with_the_status_when_ready_and_metrics_parse():
         assert answer.status_code == 200
         body = answer.json
         assert body["healthy"] is True
+        # Public by default: the status fields without pids, ports, paths and URLs.
         assert {k: v for k, v in body.items() if k != "healthy"}.keys() == \
-            host.status().to_dict().keys()
-        assert body["state"] == "READY" and body["pid"] == host.pid and body["url"] == host.url
+            host.status().to_dict().keys() - {"pid", "port", "url", "target", "workers"}
+        assert body["state"] == "READY" and "pid" not in body and "url" not in body
+        detailed = Client(host.health_app(expose_details=True)).get("/").json
+        assert {k for k in detailed if k != "healthy"} == host.status().to_dict().keys()
+        assert detailed["pid"] == host.pid and detailed["url"] == host.url
         assert health.get("").status_code == 200  # the mount point itself
 
         response = health.get("/metrics")
@@ -335,7 +341,14 @@ def test_health_is_200_with_the_status_when_ready_and_metrics_parse():
                 "pyhost_health_probes", "pyhost_health_probe_latency_seconds",
                 "pyhost_app_info"} <= set(families)
         info = families["pyhost_app_info"].samples[0].labels
+        # No interpreter path, file path or internal URL in labels by default.
+        assert info["target"] == host.name == "gateway_app.py:app"
+        assert info.get("python", "") == "" and info.get("url", "") == ""
+        detailed = Client(host.health_app(expose_details=True)).get("/metrics")
+        info = {f.name: f for f in text_string_to_metric_families(
+            detailed.get_data(True))}["pyhost_app_info"].samples[0].labels
         assert info["python"] == sys.executable and info["url"] == host.url
+        assert info["target"] == APP
         assert families["pyhost_restarts"].type == "counter"
         assert families["pyhost_health_probe_latency_seconds"].type == "histogram"
         metrics = metrics_of(response.get_data(as_text=True))
