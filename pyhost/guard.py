@@ -59,7 +59,7 @@ Environ = Dict[str, Any]
 StartResponse = Callable[..., Any]
 Headers = List[Tuple[str, str]]
 
-#: The seed's ``error`` field, kept so clients of the ancestor keep working.
+#: The ``error`` field, kept so clients written against 0.1.0 bodies keep working.
 UNAVAILABLE = "Flask service unavailable"
 
 #: Request bodies larger than this get 413 unless ``max_body_size`` says otherwise.
@@ -79,7 +79,7 @@ _SPOOL_MAX = 1 << 20
 
 def unavailable_payload(host: Any, error: str = UNAVAILABLE,
                         expose_details: Optional[bool] = None) -> Dict[str, Any]:
-    """The seed's 503 body: ``error``, ``type``, ``message``, ``status`` (public by default)."""
+    """The 503 body: ``error``, ``type``, ``message``, ``status`` (public by default)."""
     expose = expose_details_for(host, expose_details)
     status = host.status()
     last = status.last_error
@@ -115,10 +115,10 @@ class ProxyApp:
     """Forward every request to the host's child; 503 + JSON while it is not ready.
 
     The forwarded path is ``prefix`` + ``PATH_INFO``: mounted at
-    ``/api/deepfake``, ``/api/deepfake/predict`` reaches the child as
-    ``/predict`` (with ``X-Forwarded-Prefix: /api/deepfake``, which
+    ``/api/model``, ``/api/model/predict`` reaches the child as
+    ``/predict`` (with ``X-Forwarded-Prefix: /api/model``, which
     ``werkzeug.middleware.proxy_fix.ProxyFix(x_prefix=1)`` in the child
-    understands); ``prefix="/api/deepfake"`` forwards the full path instead.
+    understands); ``prefix="/api/model"`` forwards the full path instead.
 
     Options: ``timeout`` bounds connecting and each wait for data (an answer
     slower than that gets 504; a stream silent for longer ends);

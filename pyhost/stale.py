@@ -1,6 +1,6 @@
 """The route guard's stale cache: the last good GET responses, served while the app is down.
 
-The ancestor's "graceful degradation": rather than a 503 for every page
+Graceful degradation: rather than a 503 for every page
 while the hosted app restarts or has failed, a front can keep answering the
 reads it has answered before, marked stale (``Warning: 110 - "Response is
 Stale"``, ``Age``, ``X-Pyhost-Stale: 1``). Opt-in: ``proxy_app(stale_cache=True)``

@@ -1,11 +1,10 @@
 """WSGI apps for a main app that sits in front of a host: the route guard and health.
 
-The seed's Express app forwarded ``/api/deepfake`` to Flask, answered 503 +
-JSON while Flask was not ready, and served ``/api/health/python``. In Python
-the main app mounts these with Werkzeug's ``DispatcherMiddleware``::
+A main app forwards ``/api/model`` to the hosted app (503 + JSON while it
+is not ready) and serves ``/api/health/python``. The main app mounts these with Werkzeug's ``DispatcherMiddleware``::
 
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {
-        "/api/deepfake": host.proxy_app(),
+        "/api/model": host.proxy_app(),
         "/api/health/python": host.health_app(),
     })
 
@@ -32,7 +31,7 @@ _raw_path_info = raw_path_info
 
 
 class HealthApp:
-    """The seed's ``/api/health/python``: ``{"healthy": ..., **status}``, 200 or 503.
+    """A ``/api/health/python``-style endpoint: ``{"healthy": ..., **status}``, 200 or 503.
 
     The status is the public one (:func:`pyhost.public.public_status`): no
     pids, paths, URLs, output or exception text unless ``expose_details``

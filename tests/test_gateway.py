@@ -1,6 +1,6 @@
 """The route guard (host.proxy_app()), the health endpoint (host.health_app()),
 metrics, and examples/gateway.py: a main Flask app in front of a hosted app,
-the seed's Express + Flask layout."""
+a front app + hosted API layout."""
 from __future__ import annotations
 
 import contextlib
@@ -37,14 +37,14 @@ FAST = {"port": 0, "liveness_interval": None}
 
 @contextlib.contextmanager
 def front(host, **mounts):
-    """The seed's layout: a main Flask app, the guard and the health mounted in it."""
+    """The layout: a main Flask app, the guard and the health mounted in it."""
     main = Flask("front")
 
     @main.route("/")
     def index():
         return "main app"
 
-    routes = {"/api/deepfake": host.proxy_app(), "/api/health/python": host.health_app()}
+    routes = {"/api/model": host.proxy_app(), "/api/health/python": host.health_app()}
     routes.update(mounts)
     main.wsgi_app = DispatcherMiddleware(main.wsgi_app, routes)
     server = make_server("127.0.0.1", 0, main, threaded=True)
@@ -85,7 +85,7 @@ def metrics_of(text):
 def test_status_codes_headers_and_cookies_pass_through():
     with FlaskHost(APP, **FAST) as host, front(host) as address:
         for code in (200, 201, 404, 500):
-            status, headers, body = raw_get(address, "/api/deepfake/status/%d" % code)
+            status, headers, body = raw_get(address, "/api/model/status/%d" % code)
             assert status == code
             assert body == b"status %d" % code  # the child's answer, not the front's
             names = [name.lower() for name, _ in headers]
@@ -95,14 +95,14 @@ def test_status_codes_headers_and_cookies_pass_through():
             # The front server sets these itself; forwarding the child's would double them.
             assert names.count("date") == 1 and names.count("server") == 1
 
-        status, headers, _ = raw_get(address, "/api/deepfake/redirect")
+        status, headers, _ = raw_get(address, "/api/model/redirect")
         assert status == 302
         assert dict(headers)["Location"] == "/echo?from=redirect"
 
-        status, _, body = raw_get(address, "/api/deepfake/echo", method="DELETE")
+        status, _, body = raw_get(address, "/api/model/echo", method="DELETE")
         assert status == 200 and json.loads(body)["method"] == "DELETE"
 
-        status, headers, body = raw_get(address, "/api/deepfake/status/201", method="HEAD")
+        status, headers, body = raw_get(address, "/api/model/status/201", method="HEAD")
         assert status == 201 and body == b""
         assert dict(headers)["Content-Length"] == "10"
 
@@ -110,7 +110,7 @@ def test_status_codes_headers_and_cookies_pass_through():
 def test_request_bodies_arrive_intact():
     payload = os.urandom(3 * 1024 * 1024)
     with FlaskHost(APP, **FAST) as host, front(host) as address:
-        url = "http://%s/api/deepfake/echo" % address
+        url = "http://%s/api/model/echo" % address
         answer = requests.post(url, data=payload, timeout=30,
                                headers={"Content-Type": "application/octet-stream"}).json()
         assert answer["length"] == len(payload)
@@ -153,7 +153,7 @@ def test_a_streamed_response_arrives_complete():
     expected = b"".join((b"%06d:" % n) + bytes([65 + n % 26]) * size + b"\n"
                         for n in range(pieces))
     with FlaskHost(APP, **FAST) as host, front(host) as address:
-        response = requests.get("http://%s/api/deepfake/stream?pieces=%d&size=%d"
+        response = requests.get("http://%s/api/model/stream?pieces=%d&size=%d"
                                 % (address, pieces, size), stream=True, timeout=30)
         assert response.status_code == 200
         # No length known up front: relayed as a stream, not buffered into one body.
@@ -169,7 +169,7 @@ def test_a_streamed_response_arrives_complete():
 def test_mount_prefix_paths_query_and_forwarded_headers():
     with FlaskHost(APP, **FAST) as host, \
             front(host, **{"/full": proxy_app(host, prefix="/echo")}) as address:
-        status, _, body = raw_get(address, "/api/deepfake/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20")
+        status, _, body = raw_get(address, "/api/model/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20")
         answer = json.loads(body)
         assert status == 200
         # SCRIPT_NAME (the mount) is stripped, the rest arrives byte for byte.
@@ -177,19 +177,19 @@ def test_mount_prefix_paths_query_and_forwarded_headers():
         assert answer["raw_path"] == "/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20"
         assert answer["args"] == {"x": ["1", "2"], "y": [" "]}
         # Escapes of characters that need none stay as the client wrote them.
-        answer = json.loads(raw_get(address, "/api/deepfake/echo/org%2Fmodel/a%40b%3Dc;%7E")[2])
+        answer = json.loads(raw_get(address, "/api/model/echo/org%2Fmodel/a%40b%3Dc;%7E")[2])
         assert answer["raw_path"] == "/echo/org%2Fmodel/a%40b%3Dc;%7E"
-        answer = json.loads(raw_get(address, "/api/%64eepfake/echo/x%2Fy")[2])  # mount escaped
+        answer = json.loads(raw_get(address, "/api/%6Dodel/echo/x%2Fy")[2])  # mount escaped
         assert answer["raw_path"] == "/echo/x%2Fy"
         headers = answer["headers"]
         assert headers["Host"] == address  # the client's Host, not the child's
-        assert headers["X-Forwarded-Prefix"] == "/api/deepfake"
+        assert headers["X-Forwarded-Prefix"] == "/api/model"
         assert headers["X-Forwarded-For"] == "127.0.0.1"
         assert headers["X-Forwarded-Host"] == address
         assert headers["X-Forwarded-Proto"] == "http"
 
         # The mount point itself is the child's root.
-        assert raw_get(address, "/api/deepfake")[2] == b"gateway test app"
+        assert raw_get(address, "/api/model")[2] == b"gateway test app"
         # Not under the mount: the main app answers.
         assert raw_get(address, "/")[2] == b"main app"
 
@@ -476,7 +476,7 @@ def test_the_example_gateway_runs_and_serves_the_model_api():
         assert health.status_code == 200 and health.json()["healthy"] is True
 
         image = os.urandom(5000)
-        verdict = requests.post(base + "/api/deepfake/detect", files={"file": ("x.jpg", image)},
+        verdict = requests.post(base + "/api/model/detect", files={"file": ("x.jpg", image)},
                                 headers={"Origin": "http://frontend.example"}, timeout=10)
         assert verdict.status_code == 200
         assert verdict.json()["sha256"] == hashlib.sha256(image).hexdigest()
@@ -484,13 +484,13 @@ def test_the_example_gateway_runs_and_serves_the_model_api():
         # flask-cors in the child, through the guard.
         assert verdict.headers["Access-Control-Allow-Origin"] == "http://frontend.example"
         # curl --data-binary @x.jpg: raw bytes sent as a urlencoded form.
-        raw = requests.post(base + "/api/deepfake/detect", data=image, timeout=10, headers={
+        raw = requests.post(base + "/api/model/detect", data=image, timeout=10, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         assert raw.status_code == 200, raw.text
         assert raw.json()["sha256"] == hashlib.sha256(image).hexdigest()
         # ProxyFix in the child: its own URLs name the gateway's paths.
-        info = requests.get(base + "/api/deepfake/model", timeout=10).json()
-        assert info["detect_url"] == base + "/api/deepfake/detect"
+        info = requests.get(base + "/api/model/model", timeout=10).json()
+        assert info["detect_url"] == base + "/api/model/detect"
 
         metrics = requests.get(base + "/api/health/python/metrics", timeout=10)
         assert metrics_of(metrics.text)[("pyhost_ready", ())] == 1
