@@ -1,7 +1,8 @@
 """WSGI apps for a main app that sits in front of a host: the route guard and health.
 
 A main app forwards ``/api/model`` to the hosted app (503 + JSON while it
-is not ready) and serves ``/api/health/python``. The main app mounts these with Werkzeug's ``DispatcherMiddleware``::
+is not ready) and serves ``/api/health/python``. The main app mounts these
+with Werkzeug's ``DispatcherMiddleware``::
 
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {
         "/api/model": host.proxy_app(),
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from ._meta import pip_install
 from .guard import UNAVAILABLE, ProxyApp, json_answer, raw_path_info, unavailable_payload
 from .public import expose_details_for, public_status
 
