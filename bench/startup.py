@@ -10,7 +10,7 @@ For each start method (fork, spawn, forkserver) pyhost is measured against:
   warm-up) and **cold** (a fresh process per sample, so a fresh forkserver);
 - **pytest-flask**'s ``LiveServer`` (fork; it imports the app in the parent and
   spins on ``connect()``);
-- the **ancestor's way**: ``subprocess.Popen`` of a script, then polling
+- the **hand-rolled way**: ``subprocess.Popen`` of a script, then polling
   ``/health`` from 500 ms with ×1.2 backoff.
 
 It also times how long a missing dependency and a port in use take to raise,
@@ -139,7 +139,7 @@ def pytest_flask_start() -> float:
 
 
 def polling_start() -> float:
-    """The ancestor: Popen a script, poll /health from 500 ms, ×1.2 backoff, max 2 s, 20 tries."""
+    """Hand-rolled: Popen a script, poll /health from 500 ms, ×1.2 backoff, max 2 s, 20 tries."""
     import subprocess
     import time
 
@@ -307,7 +307,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ("pyhost/forkserver cold", partial(cold_sample, "pyhost-cold")),
         ("pyhost/default", partial(pyhost_start, None)),
         ("pytest-flask LiveServer", pytest_flask_start),
-        ("polling (ancestor)", polling_start),
+        ("Popen + polling", polling_start),
     ]
     for method in METHODS:
         variants.append(("missing dep/%s" % method, partial(pyhost_failure, method, "missing_dep")))
@@ -349,14 +349,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     d = med("pyhost/default")
     r_pf = c.ratio(d, med("pytest-flask LiveServer"))
-    r_poll = c.ratio(med("polling (ancestor)"), d)
+    r_poll = c.ratio(med("Popen + polling"), d)
     checks.append(("default ≤ 2× pytest-flask", r_pf is not None and r_pf <= 2.0, r_pf))
     checks.append(("polling ≥ 20× default", r_poll is not None and r_poll >= 20, r_poll))
     c.print_table("the default path (%s, warm) against other ways of hosting, median ms" % default,
                   ["variant", "median", "p10", "p90", "vs pyhost default"],
                   [[name, c.fmt_ms(med(name)), c.fmt_ms(results.get(name, {}).get("p10")),
                     c.fmt_ms(results.get(name, {}).get("p90")), c.fmt_ratio(c.ratio(med(name), d))]
-                   for name in ("pyhost/default", "pytest-flask LiveServer", "polling (ancestor)")])
+                   for name in ("pyhost/default", "pytest-flask LiveServer", "Popen + polling")])
 
     rows = []
     for method in METHODS:

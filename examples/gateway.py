@@ -1,13 +1,13 @@
-"""The ancestor's layout in Python: a main web app in front of a hosted model API.
+"""A main web app in front of a hosted model API.
 
-The seed ran Express with ``/api/deepfake`` forwarded to a Flask process (503 +
-JSON while Flask was not ready) and ``/api/health/python`` reporting the
-bridge's status. Here the main app is Flask too, pyhost hosts the model API
+A front app forwards ``/api/model`` to a Flask process (503 + JSON while it
+is not ready) and serves ``/api/health/python`` with its status. Here the
+main app is Flask, pyhost hosts the model API
 (``examples/model_api.py``) in a supervised child, and Werkzeug's
 ``DispatcherMiddleware`` mounts the two pyhost WSGI apps::
 
     /                          the main app
-    /api/deepfake/...          host.proxy_app(): forwarded to the model API
+    /api/model/...          host.proxy_app(): forwarded to the model API
     /api/health/python         host.health_app(): {"healthy": ..., **status}
     /api/health/python/metrics Prometheus text (pip install 'pyhost[metrics]')
 
@@ -15,10 +15,15 @@ Run it, then try it::
 
     python examples/gateway.py            # --port 8000 --api-port 5001 --python PATH
     curl localhost:8000/api/health/python
-    curl -F file=@README.md localhost:8000/api/deepfake/detect
+    curl -F file=@README.md localhost:8000/api/model/detect
 
-The main app keeps serving when the model API cannot start (the seed's
-"graceful degradation"): its routes answer 503 with the typed error.
+The main app keeps serving when the model API cannot start or crashes (the
+"graceful degradation"): reads it has answered before (GET
+/api/model/model) are served from the guard's stale cache, marked with
+``X-Pyhost-Stale: 1``; everything else answers 503 with the error's type and
+a short message. Output, tracebacks and exception text stay in this
+terminal; ``expose_details=True`` would put them into the 503 bodies too.
+Server-sent events and other streams are relayed as they arrive.
 """
 import argparse
 import logging
@@ -54,14 +59,14 @@ def create_gateway(host):
         return jsonify(
             service="gateway",
             model_api=host.status().summary(),
-            routes={"/api/deepfake/detect": "POST a file (field 'file') or raw bytes",
-                    "/api/deepfake/model": "model info",
+            routes={"/api/model/detect": "POST a file (field 'file') or raw bytes",
+                    "/api/model/model": "model info",
                     "/api/health/python": "the model API's status (200 ready, 503 not)",
                     "/api/health/python/metrics": "Prometheus metrics"},
         )
 
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {
-        "/api/deepfake": host.proxy_app(),
+        "/api/model": host.proxy_app(stale_cache=True, max_body_size=20 << 20),
         # Created before start(), so the metrics see the startup probes too.
         "/api/health/python": host.health_app(),
     })
@@ -87,7 +92,7 @@ def main(argv=None):
     try:
         host.start()
     except pyhost.HostError as exc:
-        print("Model API did not start; /api/deepfake answers 503 until it does.\n%s"
+        print("Model API did not start; /api/model answers 503 until it does.\n%s"
               % exc.describe(), file=sys.stderr)
     server = make_server(args.host, args.port, gateway, threaded=True)
     print("Gateway on http://%s:%d (model API: %s)"

@@ -1,10 +1,10 @@
-"""A model-style API, the ancestor's ``python/api_server.py`` in miniature.
+"""A model-style API in miniature.
 
 A browser front end on another origin calls it, so it enables CORS with
-flask-cors as the ancestor did. It runs behind ``examples/gateway.py``, which
-mounts it at ``/api/deepfake``: ``ProxyFix`` reads the gateway's
+flask-cors. It runs behind ``examples/gateway.py``, which
+mounts it at ``/api/model``: ``ProxyFix`` reads the gateway's
 ``X-Forwarded-*`` headers, so ``url_for`` and redirects name the gateway's
-paths (``/api/deepfake/...``). Only trust those headers when, as here, the app
+paths (``/api/model/...``). Only trust those headers when, as here, the app
 listens on loopback and the gateway is its only client.
 
 The "model" is a stand-in (a score derived from the bytes' digest): the point

@@ -1,7 +1,7 @@
 """HTTP health probes and their statistics.
 
 A probe is one GET with a timeout; its result says why it failed in the words
-the ancestor's logs used: ``Connection refused``, ``Timeout``, ``HTTP 500``.
+Node.js-style bridges log: ``Connection refused``, ``Timeout``, ``HTTP 500``.
 """
 from __future__ import annotations
 

@@ -283,19 +283,29 @@ class FlaskHost:
         return host_html(self)
 
     def proxy_app(self, **options: Any) -> Any:
-        """A WSGI app forwarding to the child; 503 + JSON while not ready.
+        """The route guard: a WSGI app relaying requests to the child, streaming.
 
-        ``options`` go to :class:`pyhost.wsgi.ProxyApp`.
+        Mount it in a main app (``DispatcherMiddleware``). Responses reach the
+        client as they arrive (server-sent events, token streams); upstream
+        connections are pooled; hop-by-hop headers are dropped both ways;
+        ``Content-Length`` with ``Transfer-Encoding`` gets 400, a body over
+        ``max_body_size`` 413, an ``Upgrade`` 501. While the app is not
+        ready: 503 + JSON with the public status (details only with
+        ``expose_details``), or with ``stale_cache=True`` the last good GET
+        answer marked stale. Needs urllib3 (the ``guard`` extra). Options:
+        :class:`pyhost.guard.ProxyApp`.
         """
         from .wsgi import proxy_app
 
         return proxy_app(self, **options)
 
-    def health_app(self) -> Any:
-        """A WSGI app answering the host's status as JSON (200 ready / 503), and ``/metrics``."""
+    def health_app(self, **options: Any) -> Any:
+        """A WSGI app answering the host's public status as JSON (200 ready / 503), and
+        ``/metrics``; ``expose_details=True`` (or the config field) adds pids, URLs and
+        error details. Options: :class:`pyhost.wsgi.HealthApp`."""
         from .wsgi import health_app
 
-        return health_app(self)
+        return health_app(self, **options)
 
     # --------------------------------------------------------------- helpers
     def _refuse_in_callback(self, what: str) -> None:

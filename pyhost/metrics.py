@@ -1,6 +1,6 @@
 """Prometheus metrics for one host, read from ``host.status()`` at scrape time.
 
-Needs the ``metrics`` extra (``pip install 'pyhost[metrics]'``, which is
+Needs the ``metrics`` extra (``pip install 'pyhost-supervisor[metrics]'``, which is
 ``prometheus_client``); importing this module without it raises ImportError.
 
 A custom collector in a registry of its own per host, not the global
@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 
 from .errors import ErrorType, HostError
+from .public import expose_details_for
 from .status import HostState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,19 +96,27 @@ class HostCollector:
             self._errors[error.type.value] = self._errors.get(error.type.value, 0) + 1
 
     # -- read at scrape time --------------------------------------------------
-    def collect(self) -> Iterator[Metric]:
+    def collect(self, expose_details: Optional[bool] = None) -> Iterator[Metric]:
+        """The metrics; label values carry no paths or URLs unless ``expose_details``
+        (None: the host's ``expose_details`` field)."""
         host = self.host
         if host is None:
             return
+        expose = expose_details_for(host, expose_details)
         status = host.status()
         self._count_error(status.last_error)
         app = [host.name]
 
         info = InfoMetricFamily("pyhost_app", "The hosted app", labels=["app"])
-        # The child's interpreter: python=, else this one (none for an external_url).
-        python = host.config.python or ("" if host.config.external_url else sys.executable)
-        info.add_metric(app, {"target": status.target, "url": status.url or "",
-                              "python": python})
+        if expose:
+            # The child's interpreter: python=, else this one (none for an external_url).
+            python = host.config.python or ("" if host.config.external_url else sys.executable)
+            labels = {"target": status.target, "url": status.url or "", "python": python}
+        else:
+            # The app's short name only: a target may be a file path, the URL and
+            # the interpreter name the machine's layout.
+            labels = {"target": host.name, "url": "", "python": ""}
+        info.add_metric(app, labels)
         yield info
 
         running = status.pid is not None or (
@@ -192,8 +201,22 @@ def metrics_text(host: Any) -> bytes:
     return exposition(host)[0]
 
 
-def exposition(host: Any, accept: Optional[str] = None) -> Tuple[bytes, str]:
+def exposition(host: Any, accept: Optional[str] = None,
+               expose_details: Optional[bool] = None) -> Tuple[bytes, str]:
     """``(body, content type)`` in the format the scraper's ``Accept`` header asks for
     (OpenMetrics or the Prometheus text format)."""
     encoder, content_type = choose_encoder(accept or "")
-    return encoder(collector_for(host)[1]), content_type
+    collector, registry = collector_for(host)
+    if expose_details is not None:
+        # This scrape only: the host's shared registry keeps the config's choice.
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Scrape(collector, expose_details))  # type: ignore[arg-type]
+    return encoder(registry), content_type
+
+
+class _Scrape:
+    def __init__(self, collector: HostCollector, expose_details: bool) -> None:
+        self._collector, self._expose = collector, expose_details
+
+    def collect(self) -> Iterator[Metric]:
+        return self._collector.collect(self._expose)

@@ -1,6 +1,6 @@
 """Every retry and backoff, as tenacity objects built from ``HostConfig`` here.
 
-- :func:`health_probe_retrying`: probes after "bound" (seed: 500 ms, ×1.2, max 2 s, 20 tries)
+- :func:`health_probe_retrying`: probes after "bound" (500 ms, ×1.2, max 2 s, 20 tries)
 - :func:`preflight_retrying`: interpreter and ``requires`` checks (2 tries, 1 s apart)
 - :func:`restart_retrying` and :class:`RestartBudget`: restart backoff, the circuit breaker
 
@@ -51,7 +51,7 @@ def health_probe_retrying(
 
 
 def preflight_retrying(*, sleep: Callable[[float], Any] = time.sleep) -> tenacity.Retrying:
-    """The seed's environment validation: 2 tries, 1 second apart."""
+    """Environment validation: 2 tries, 1 second apart."""
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(2),
         wait=tenacity.wait_fixed(1.0),

@@ -3,7 +3,7 @@
 Run once per ``start()`` (not per restart) with the interpreter the child will
 use, in a short-lived subprocess so heavy modules (torch, tensorflow) are not
 imported into the parent, and with the environment the child will get. Missing
-modules are retried as the seed did (2 tries, 1 second apart: a ``pip install``
+modules are retried (2 tries, 1 second apart: a ``pip install``
 running in another terminal may just be finishing); a missing interpreter is
 not, no second look will make it appear.
 """

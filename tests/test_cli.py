@@ -397,7 +397,9 @@ def test_demo_without_a_source_tree_uses_its_own_copies_of_the_apps(monkeypatch,
 def _readme_first_command():
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
         text = handle.read()
-    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    # The first command of the first set-up block (the README opens with the install line).
+    block = next(block for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+                 if "python3 -m venv" in block)
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     return commands[0]
 

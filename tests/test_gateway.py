@@ -1,6 +1,6 @@
 """The route guard (host.proxy_app()), the health endpoint (host.health_app()),
 metrics, and examples/gateway.py: a main Flask app in front of a hosted app,
-the seed's Express + Flask layout."""
+a front app + hosted API layout."""
 from __future__ import annotations
 
 import contextlib
@@ -37,14 +37,14 @@ FAST = {"port": 0, "liveness_interval": None}
 
 @contextlib.contextmanager
 def front(host, **mounts):
-    """The seed's layout: a main Flask app, the guard and the health mounted in it."""
+    """The layout: a main Flask app, the guard and the health mounted in it."""
     main = Flask("front")
 
     @main.route("/")
     def index():
         return "main app"
 
-    routes = {"/api/deepfake": host.proxy_app(), "/api/health/python": host.health_app()}
+    routes = {"/api/model": host.proxy_app(), "/api/health/python": host.health_app()}
     routes.update(mounts)
     main.wsgi_app = DispatcherMiddleware(main.wsgi_app, routes)
     server = make_server("127.0.0.1", 0, main, threaded=True)
@@ -85,7 +85,7 @@ def metrics_of(text):
 def test_status_codes_headers_and_cookies_pass_through():
     with FlaskHost(APP, **FAST) as host, front(host) as address:
         for code in (200, 201, 404, 500):
-            status, headers, body = raw_get(address, "/api/deepfake/status/%d" % code)
+            status, headers, body = raw_get(address, "/api/model/status/%d" % code)
             assert status == code
             assert body == b"status %d" % code  # the child's answer, not the front's
             names = [name.lower() for name, _ in headers]
@@ -95,14 +95,14 @@ def test_status_codes_headers_and_cookies_pass_through():
             # The front server sets these itself; forwarding the child's would double them.
             assert names.count("date") == 1 and names.count("server") == 1
 
-        status, headers, _ = raw_get(address, "/api/deepfake/redirect")
+        status, headers, _ = raw_get(address, "/api/model/redirect")
         assert status == 302
         assert dict(headers)["Location"] == "/echo?from=redirect"
 
-        status, _, body = raw_get(address, "/api/deepfake/echo", method="DELETE")
+        status, _, body = raw_get(address, "/api/model/echo", method="DELETE")
         assert status == 200 and json.loads(body)["method"] == "DELETE"
 
-        status, headers, body = raw_get(address, "/api/deepfake/status/201", method="HEAD")
+        status, headers, body = raw_get(address, "/api/model/status/201", method="HEAD")
         assert status == 201 and body == b""
         assert dict(headers)["Content-Length"] == "10"
 
@@ -110,7 +110,7 @@ def test_status_codes_headers_and_cookies_pass_through():
 def test_request_bodies_arrive_intact():
     payload = os.urandom(3 * 1024 * 1024)
     with FlaskHost(APP, **FAST) as host, front(host) as address:
-        url = "http://%s/api/deepfake/echo" % address
+        url = "http://%s/api/model/echo" % address
         answer = requests.post(url, data=payload, timeout=30,
                                headers={"Content-Type": "application/octet-stream"}).json()
         assert answer["length"] == len(payload)
@@ -153,7 +153,7 @@ def test_a_streamed_response_arrives_complete():
     expected = b"".join((b"%06d:" % n) + bytes([65 + n % 26]) * size + b"\n"
                         for n in range(pieces))
     with FlaskHost(APP, **FAST) as host, front(host) as address:
-        response = requests.get("http://%s/api/deepfake/stream?pieces=%d&size=%d"
+        response = requests.get("http://%s/api/model/stream?pieces=%d&size=%d"
                                 % (address, pieces, size), stream=True, timeout=30)
         assert response.status_code == 200
         # No length known up front: relayed as a stream, not buffered into one body.
@@ -169,7 +169,7 @@ def test_a_streamed_response_arrives_complete():
 def test_mount_prefix_paths_query_and_forwarded_headers():
     with FlaskHost(APP, **FAST) as host, \
             front(host, **{"/full": proxy_app(host, prefix="/echo")}) as address:
-        status, _, body = raw_get(address, "/api/deepfake/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20")
+        status, _, body = raw_get(address, "/api/model/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20")
         answer = json.loads(body)
         assert status == 200
         # SCRIPT_NAME (the mount) is stripped, the rest arrives byte for byte.
@@ -177,19 +177,19 @@ def test_mount_prefix_paths_query_and_forwarded_headers():
         assert answer["raw_path"] == "/echo/caf%C3%A9/a%25b?x=1&x=2&y=%20"
         assert answer["args"] == {"x": ["1", "2"], "y": [" "]}
         # Escapes of characters that need none stay as the client wrote them.
-        answer = json.loads(raw_get(address, "/api/deepfake/echo/org%2Fmodel/a%40b%3Dc;%7E")[2])
+        answer = json.loads(raw_get(address, "/api/model/echo/org%2Fmodel/a%40b%3Dc;%7E")[2])
         assert answer["raw_path"] == "/echo/org%2Fmodel/a%40b%3Dc;%7E"
-        answer = json.loads(raw_get(address, "/api/%64eepfake/echo/x%2Fy")[2])  # mount escaped
+        answer = json.loads(raw_get(address, "/api/%6Dodel/echo/x%2Fy")[2])  # mount escaped
         assert answer["raw_path"] == "/echo/x%2Fy"
         headers = answer["headers"]
         assert headers["Host"] == address  # the client's Host, not the child's
-        assert headers["X-Forwarded-Prefix"] == "/api/deepfake"
+        assert headers["X-Forwarded-Prefix"] == "/api/model"
         assert headers["X-Forwarded-For"] == "127.0.0.1"
         assert headers["X-Forwarded-Host"] == address
         assert headers["X-Forwarded-Proto"] == "http"
 
         # The mount point itself is the child's root.
-        assert raw_get(address, "/api/deepfake")[2] == b"gateway test app"
+        assert raw_get(address, "/api/model")[2] == b"gateway test app"
         # Not under the mount: the main app answers.
         assert raw_get(address, "/")[2] == b"main app"
 
@@ -286,7 +286,9 @@ def test_503_json_after_a_crash_and_metrics_count_it():
         assert "SIGKILL" in body["message"]
         assert body["status"]["state"] == "FAILED"
         assert body["status"]["last_error"]["type"] == "PROCESS_CRASH"
-        assert body["status"]["pid"] is None
+        assert body["status"]["last_error"]["signal"] == "SIGKILL"
+        # Clients get no pids, output or tracebacks (expose_details=True opts in).
+        assert "pid" not in body["status"] and "stderr_tail" not in body["status"]["last_error"]
 
         answer = health.get("/")
         assert answer.status_code == 503
@@ -321,9 +323,13 @@ def test_health_is_200_with_the_status_when_ready_and_metrics_parse():
         assert answer.status_code == 200
         body = answer.json
         assert body["healthy"] is True
+        # Public by default: the status fields without pids, ports, paths and URLs.
         assert {k: v for k, v in body.items() if k != "healthy"}.keys() == \
-            host.status().to_dict().keys()
-        assert body["state"] == "READY" and body["pid"] == host.pid and body["url"] == host.url
+            host.status().to_dict().keys() - {"pid", "port", "url", "target", "workers"}
+        assert body["state"] == "READY" and "pid" not in body and "url" not in body
+        detailed = Client(host.health_app(expose_details=True)).get("/").json
+        assert {k for k in detailed if k != "healthy"} == host.status().to_dict().keys()
+        assert detailed["pid"] == host.pid and detailed["url"] == host.url
         assert health.get("").status_code == 200  # the mount point itself
 
         response = health.get("/metrics")
@@ -335,7 +341,14 @@ def test_health_is_200_with_the_status_when_ready_and_metrics_parse():
                 "pyhost_health_probes", "pyhost_health_probe_latency_seconds",
                 "pyhost_app_info"} <= set(families)
         info = families["pyhost_app_info"].samples[0].labels
+        # No interpreter path, file path or internal URL in labels by default.
+        assert info["target"] == host.name == "gateway_app.py:app"
+        assert info.get("python", "") == "" and info.get("url", "") == ""
+        detailed = Client(host.health_app(expose_details=True)).get("/metrics")
+        info = {f.name: f for f in text_string_to_metric_families(
+            detailed.get_data(True))}["pyhost_app_info"].samples[0].labels
         assert info["python"] == sys.executable and info["url"] == host.url
+        assert info["target"] == APP
         assert families["pyhost_restarts"].type == "counter"
         assert families["pyhost_health_probe_latency_seconds"].type == "histogram"
         metrics = metrics_of(response.get_data(as_text=True))
@@ -383,7 +396,7 @@ def test_metrics_without_prometheus_client_answer_501(monkeypatch):
     health = Client(FlaskHost(APP, port=0).health_app())
     response = health.get("/metrics")
     assert response.status_code == 501
-    assert "pip install 'pyhost[metrics]'" in response.get_data(as_text=True)
+    assert "pip install 'pyhost-supervisor[metrics]'" in response.get_data(as_text=True)
     assert health.get("/").status_code == 503  # the status still works
 
 
@@ -463,7 +476,7 @@ def test_the_example_gateway_runs_and_serves_the_model_api():
         assert health.status_code == 200 and health.json()["healthy"] is True
 
         image = os.urandom(5000)
-        verdict = requests.post(base + "/api/deepfake/detect", files={"file": ("x.jpg", image)},
+        verdict = requests.post(base + "/api/model/detect", files={"file": ("x.jpg", image)},
                                 headers={"Origin": "http://frontend.example"}, timeout=10)
         assert verdict.status_code == 200
         assert verdict.json()["sha256"] == hashlib.sha256(image).hexdigest()
@@ -471,13 +484,13 @@ def test_the_example_gateway_runs_and_serves_the_model_api():
         # flask-cors in the child, through the guard.
         assert verdict.headers["Access-Control-Allow-Origin"] == "http://frontend.example"
         # curl --data-binary @x.jpg: raw bytes sent as a urlencoded form.
-        raw = requests.post(base + "/api/deepfake/detect", data=image, timeout=10, headers={
+        raw = requests.post(base + "/api/model/detect", data=image, timeout=10, headers={
             "Content-Type": "application/x-www-form-urlencoded"})
         assert raw.status_code == 200, raw.text
         assert raw.json()["sha256"] == hashlib.sha256(image).hexdigest()
         # ProxyFix in the child: its own URLs name the gateway's paths.
-        info = requests.get(base + "/api/deepfake/model", timeout=10).json()
-        assert info["detect_url"] == base + "/api/deepfake/detect"
+        info = requests.get(base + "/api/model/model", timeout=10).json()
+        assert info["detect_url"] == base + "/api/model/detect"
 
         metrics = requests.get(base + "/api/health/python/metrics", timeout=10)
         assert metrics_of(metrics.text)[("pyhost_ready", ())] == 1

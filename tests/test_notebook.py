@@ -6,6 +6,7 @@ whatever other "python3" kernels the machine has.
 """
 from __future__ import annotations
 
+import configparser
 import functools
 import json
 import os
@@ -28,8 +29,8 @@ from pyhost.display import COLOURS, format_duration, status_html
 from pyhost.errors import ErrorType, make_error
 from pyhost.notebook import find_unpicklable, in_notebook
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "examples", "notebook.ipynb")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "notebook.ipynb")
 
 
 
@@ -154,16 +155,79 @@ def kernel_specs(tmp_path_factory):
         # No profile or history in the user's home.
         "env": {"IPYTHONDIR": str(root / "ipython")},
     }))
+    # The same interpreter, with only the core dependencies importable.
+    launcher = root / "core_only_kernel.py"
+    launcher.write_text(CORE_ONLY_LAUNCHER % (non_core_modules(),))
+    core_dir = root / "pyhost-core-python"
+    core_dir.mkdir()
+    (core_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(launcher), "-f", "{connection_file}",
+                 "--HistoryManager.hist_file=:memory:"],
+        "display_name": "pyhost core-only python",
+        "language": "python",
+        "env": {"IPYTHONDIR": str(root / "ipython")},
+    }))
     return KernelSpecManager(kernel_dirs=[str(root)])
 
 
-def kernel_manager(specs: KernelSpecManager) -> KernelManager:
-    return KernelManager(kernel_name="pyhost-test-python", kernel_spec_manager=specs)
+#: Runs ipykernel with every module that only an extra (or the test tools) installs
+#: made unimportable: what a notebook sees after a plain ``pip install pyhost-supervisor``.
+CORE_ONLY_LAUNCHER = """
+import runpy
+import sys
+
+BLOCKED = frozenset(%r)
 
 
-def execute(nb, specs: KernelSpecManager, cwd: str) -> None:
+class OnlyCoreDependencies:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError("No module named %%r (not installed by a plain "
+                                      "pip install pyhost-supervisor)" %% name, name=name)
+        return None
+
+
+sys.meta_path.insert(0, OnlyCoreDependencies())
+sys.argv[0] = "ipykernel_launcher"
+runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+"""
+
+#: Import names of requirements that are not the core's.
+_IMPORT_NAMES = {"flask-cors": "flask_cors", "prometheus-client": "prometheus_client",
+                 "python-dotenv": "dotenv", "pytest-timeout": "pytest_timeout",
+                 "pytest-flask": "pytest_flask", "mkdocstrings[python]": "mkdocstrings",
+                 "mkdocs-material": "material"}
+#: What the kernel itself runs on (from the test extra).
+_KERNEL = {"ipykernel", "nbclient", "nbformat"}
+
+
+def non_core_modules() -> List[str]:
+    """Import names of every requirement of an extra that is not a core requirement."""
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(ROOT, "setup.cfg"))
+
+    def names(text: str) -> set:
+        found = set()
+        for line in text.splitlines():
+            requirement = re.split(r"[<>=;! ]", line.strip(), maxsplit=1)[0]
+            if requirement:
+                found.add(_IMPORT_NAMES.get(requirement, requirement.replace("-", "_")))
+        return found
+
+    core = names(parser["options"]["install_requires"])
+    extras = set()
+    for _, requirements in parser["options.extras_require"].items():
+        extras |= names(requirements)
+    return sorted(extras - core - _KERNEL)
+
+
+def kernel_manager(specs: KernelSpecManager, name: str = "pyhost-test-python") -> KernelManager:
+    return KernelManager(kernel_name=name, kernel_spec_manager=specs)
+
+
+def execute(nb, specs: KernelSpecManager, cwd: str, kernel: str = "pyhost-test-python") -> None:
     """Run every cell; raises CellExecutionError on the first cell that raises."""
-    km = kernel_manager(specs)
+    km = kernel_manager(specs, kernel)
     try:
         # cleanup_kc: shut the kernel down and close the client's zmq context now, not
         # whenever it is garbage collected (its sockets would come and go under later tests).
@@ -329,10 +393,25 @@ def test_kernel_restart_kill_and_shutdown_leave_no_child(kernel_specs, tmp_path)
             km.shutdown_kernel(now=True)
 
 
-def test_example_notebook_runs_cleanly(kernel_specs):
+def test_core_only_kernel_cannot_import_an_extra(kernel_specs, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "try:\n    import waitress\nexcept ModuleNotFoundError as exc:\n"
+        "    print('blocked', exc.name)\nimport cloudpickle, flask\nprint('core ok')")])
+    execute(nb, kernel_specs, str(tmp_path), kernel="pyhost-core-python")
+    assert stream(nb.cells[0]).split("\n")[:2] == ["blocked waitress", "core ok"]
+    blocked = non_core_modules()
+    assert {"waitress", "gunicorn", "uvicorn", "flask_cors", "prometheus_client", "dotenv",
+            "urllib3", "watchfiles", "requests", "psutil"} <= set(blocked)
+    assert not {"cloudpickle", "flask", "werkzeug", "tenacity", "ipykernel"} & set(blocked)
+
+
+def test_example_notebook_runs_cleanly_with_only_the_core_dependencies(kernel_specs):
+    # The kernel can import nothing an extra installs: the notebook works after a
+    # plain pip install (cloudpickle, which ships the cell's factory, is core).
     nb = nbformat.read(EXAMPLE, as_version=4)
-    execute(nb, kernel_specs, os.path.dirname(EXAMPLE))
+    execute(nb, kernel_specs, os.path.dirname(EXAMPLE), kernel="pyhost-core-python")
     text = "\n".join(stream(cell) for cell in nb.cells if cell.cell_type == "code")
+    assert "app output:" in text and "GET / HTTP/1.1" in text  # the app's output is shown
     assert "Hello from a notebook cell" in text
     assert re.search(r"pid (\d+) -> (?!\1)\d+ \| answers:", text)  # restarted with a new pid
     assert "same URL: True" in text
