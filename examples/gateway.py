@@ -9,7 +9,7 @@ main app is Flask, pyhost hosts the model API
     /                          the main app
     /api/model/...          host.proxy_app(): forwarded to the model API
     /api/health/python         host.health_app(): {"healthy": ..., **status}
-    /api/health/python/metrics Prometheus text (pip install 'pyhost[metrics]')
+    /api/health/python/metrics Prometheus text (pip install 'pyhost-supervisor[metrics]')
 
 Run it, then try it::
 
