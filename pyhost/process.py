@@ -16,66 +16,19 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from . import _child, protocol
+from .diagnosis import stuck_at
 from .errors import SpawnError, signal_name
 from .output import OutputBuffer
+from .spawning import EXEC_BOOTSTRAP, check_main_module, child_main, get_context
 
-__all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context"]
+__all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context", "check_main_module"]
 
 log = logging.getLogger("pyhost")
-
-_PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
-_preload_lock = threading.Lock()
-_preload_set = False
-
-
-def get_context(method: str) -> Any:
-    """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""
-    global _preload_set
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        with _preload_lock:
-            if not _preload_set:
-                # Only takes effect if the forkserver is not running yet; then
-                # every child forks from a server that already imported these.
-                ctx.set_forkserver_preload(_PRELOAD)
-                _preload_set = True
-    return ctx
-
-
-def check_main_module(method: str) -> None:
-    """Refuse, before any process starts, a ``__main__`` that spawn children cannot re-run.
-
-    Under spawn and forkserver, multiprocessing re-imports the parent's
-    ``__main__`` file in every child. A program read from standard input
-    (``python - < script.py``) has ``__file__ == "<stdin>"``: every child would
-    die in multiprocessing's own bootstrap, before pyhost's code runs.
-    """
-    if method == "fork":
-        return
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None):
-        return  # python -m: re-imported by name
-    path = getattr(main, "__file__", None)
-    if path is None:
-        return  # a REPL or a notebook: nothing is re-imported
-    base = getattr(multiprocessing.process, "ORIGINAL_DIR", None) or os.getcwd()
-    if not os.path.isfile(os.path.join(base, path)):
-        raise SpawnError(
-            "this program's __main__ (%r) is not a file, and %s children re-import the main "
-            "module: every child would fail before loading the app" % (path, method),
-            troubleshooting=[
-                "Run the program from a file (python script.py) or as a module (python -m pkg)",
-                "Or use start_method='fork' (POSIX), which does not re-import __main__",
-            ],
-            details={"main": path, "start_method": method},
-        )
-
 
 class Exited(NamedTuple):
     """The child process ended (seen by its sentinel); not a message on the pipe."""
@@ -131,6 +84,7 @@ class ChildProcess:
         # Re-entrant: stop() may run in a signal handler that interrupted stop().
         self._send_lock = threading.RLock()
         self._close_lock = threading.RLock()
+        self._read_lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -184,7 +138,7 @@ class ChildProcess:
         self._out_r = os.dup(out_r.fileno())
         out_r.close()
         try:
-            proc = ctx.Process(target=_child.mp_main, args=(self.spec, child_conn, out_w),
+            proc = ctx.Process(target=child_main, args=(self.spec, child_conn, out_w),
                                name="pyhost-%s" % self.name, daemon=True)
             proc.start()
         finally:
@@ -202,16 +156,10 @@ class ChildProcess:
         self._conn = parent_conn
         self._out_r = out_r
         fd = child_conn.fileno()
-        bootstrap = (
-            "import importlib.util as u, sys\n"
-            "s = u.spec_from_file_location('pyhost_child', sys.argv[1])\n"
-            "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
-            "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
-        )
         assert self.python is not None
         try:
             self._popen = subprocess.Popen(
-                [self.python, "-c", bootstrap, os.path.abspath(_child.__file__), str(fd)],
+                [self.python, "-c", EXEC_BOOTSTRAP, os.path.abspath(_child.__file__), str(fd)],
                 pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                 env=self.spec.get("environ"), cwd=self.spec.get("cwd") or None,
                 close_fds=True,
@@ -283,19 +231,32 @@ class ChildProcess:
 
     def _read_output(self) -> bool:
         """Read what the pipe holds now; False at EOF."""
-        fd = self._out_r
-        if fd is None:
-            return False
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return True
-            except OSError:
+        # The pump and drain_output() both read: one at a time, or two chunks
+        # could reach the buffer in the wrong order.
+        with self._read_lock:
+            fd = self._out_r
+            if fd is None:
                 return False
-            if not data:
-                return False
-            self.output.feed(data)
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not data:
+                    return False
+                self.output.feed(data)
+
+    def drain_output(self) -> None:
+        """Read what the child has written so far, without waiting (for ``host.logs()``).
+
+        A server writes its request log line before it sends the response, so
+        after a response arrived its line is in the pipe; the pump thread may
+        just not have read it yet.
+        """
+        if self._out_r is not None and not self.exited.is_set():
+            self._read_output()
 
     def _reap(self) -> Optional[int]:
         if self._proc is not None:
@@ -363,6 +324,13 @@ class ChildProcess:
             seen = now
         return True
 
+    def where_stuck(self) -> Optional[str]:
+        """Dump the stacks of a child that does not respond; the app's file:line it is at."""
+        before = self.output.total_lines
+        if not self.dump_stacks():
+            return None
+        return stuck_at(self.output.tail(max(1, self.output.total_lines - before)))
+
     def shutdown(self, timeout: float) -> str:
         """Pipe stop → SIGTERM → SIGKILL within ``timeout``; returns how it ended."""
         if self.exited.is_set():
@@ -376,8 +344,10 @@ class ChildProcess:
             self.signal("terminate")
             if not self.wait(max(0.0, deadline - time.monotonic())):
                 how = "killed"
-                log.warning("⚠ %s (pid %s) did not stop within %.1fs; killing it",
-                            self.name, self.pid, timeout)
+                stuck = self.where_stuck()
+                log.warning("⚠ %s (pid %s) did not stop within %.1fs%s; killing it",
+                            self.name, self.pid, timeout,
+                            " (it was at %s)" % stuck if stuck else "")
                 self.signal("kill")
                 self.wait(5)
         self.close()
