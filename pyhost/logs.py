@@ -1,5 +1,9 @@
 """Logging under the ``pyhost`` logger; the CLI and development mode add a handler.
 
+In development mode the app's own output lines are logged at INFO on
+``pyhost.child`` as ``[app] line`` (see :mod:`pyhost.output`), so the same
+handler shows them live; otherwise they are DEBUG records nobody sees.
+
 Messages carry their own mark (``✓``, ``❌``, ``⚠``, ``↻``) so they read the same
 in any handler. A library never configures the root logger: only the
 ``pyhost`` logger gets a handler, and only when asked (development mode, CLI).
@@ -15,6 +19,18 @@ __all__ = ["log", "enable_console_logging", "enable_development_logging", "Conso
 log = logging.getLogger("pyhost")
 
 
+class _Formatter(logging.Formatter):
+    """``[pyhost] message``; the app's own lines (``pyhost.child``) as they are, ``[app] line``."""
+
+    def __init__(self) -> None:
+        super().__init__("[pyhost] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "pyhost.child":
+            return record.getMessage()
+        return super().format(record)
+
+
 class ConsoleHandler(logging.StreamHandler):
     """Writes ``[pyhost] ...`` lines to the *current* ``sys.stderr``.
 
@@ -25,7 +41,7 @@ class ConsoleHandler(logging.StreamHandler):
     def __init__(self, stream=None) -> None:
         super().__init__(stream)
         self._fixed = stream
-        self.setFormatter(logging.Formatter("[pyhost] %(message)s"))
+        self.setFormatter(_Formatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = self._fixed if self._fixed is not None else sys.stderr
