@@ -30,11 +30,39 @@ TOTAL_CAP = 1024 * 1024
 #: clipped to this many characters, and it holds at most ``TAIL_TOTAL_CAP``.
 TAIL_LINE_CAP = 500
 TAIL_TOTAL_CAP = 8 * 1024
+#: Frames kept per thread of a faulthandler dump in an error tail (innermost first).
+TAIL_FRAMES = 6
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_THREAD = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ \(most recent call first\):$")
+_FRAME = re.compile(r'^  File "[^"]*", line \d+ in ')
 
 
 def _cut_note(count: int, unit: str = "bytes") -> str:
     return " … [cut %d %s]" % (count, unit)
+
+
+def _brief_stacks(lines: List[str]) -> List[str]:
+    """``lines`` with each thread of a faulthandler dump cut to its innermost frames."""
+    brief: List[str] = []
+    frames = skipped = 0
+    in_dump = False
+    for line in lines:
+        if _THREAD.match(line):
+            in_dump, frames = True, 0
+        elif in_dump and _FRAME.match(line):
+            frames += 1
+            if frames > TAIL_FRAMES:
+                skipped += 1
+                continue
+        else:
+            in_dump = False
+        if skipped:
+            brief.append("  ... (%d outer frames left out; host.logs() has them)" % skipped)
+            skipped = 0
+        brief.append(line)
+    if skipped:
+        brief.append("  ... (%d outer frames left out; host.logs() has them)" % skipped)
+    return brief
 
 
 class OutputBuffer:
@@ -114,8 +142,10 @@ class OutputBuffer:
         """The last ``n`` lines; without ``n``, a short tail for an error message.
 
         The error tail is the last ``keep`` lines, each clipped to
-        ``TAIL_LINE_CAP`` characters, at most ``TAIL_TOTAL_CAP`` in all: errors
-        travel into logs, exceptions and HTTP bodies, and must stay small.
+        ``TAIL_LINE_CAP`` characters, at most ``TAIL_TOTAL_CAP`` in all, and a
+        stack dump keeps the innermost ``TAIL_FRAMES`` frames of each thread
+        (where it is stuck; under fork the outer ones are the parent's):
+        errors travel into logs, exceptions and HTTP bodies, and must stay small.
         """
         if n is not None:
             with self._lock:
@@ -123,7 +153,8 @@ class OutputBuffer:
                     return []
                 return list(self._lines)[-n:]
         with self._lock:
-            lines = list(self._lines)[-self.keep:] if self.keep > 0 else []
+            lines = list(self._lines)[-(self.keep + 500):] if self.keep > 0 else []
+        lines = _brief_stacks(lines)[-self.keep:] if self.keep > 0 else []
         short: List[str] = []
         size = 0
         for line in reversed(lines):

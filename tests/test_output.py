@@ -69,3 +69,19 @@ def test_a_mark_is_not_counted_as_the_childs_output():
     buffer.add_mark("[pyhost] --- new process ---")
     assert buffer.total_lines == 0
     assert buffer.tail(5) == ["[pyhost] --- new process ---"]
+
+
+def test_a_stack_dump_in_the_error_tail_keeps_each_threads_innermost_frames():
+    buffer = OutputBuffer(50)
+    dump = ["Thread 0x00007f01 (most recent call first):"]
+    dump += ['  File "/lib/threading.py", line %d in wait' % n for n in range(3)]
+    dump += ["", "Current thread 0x00007f02 (most recent call first):",
+             '  File "/srv/app.py", line 7 in <module>']
+    dump += ['  File "/venv/pytest/runner.py", line %d in call' % n for n in range(80)]
+    buffer.feed(("\n".join(["before"] + dump) + "\n").encode())
+    tail = buffer.tail()
+    assert tail[:2] == ["before", dump[0]]
+    assert '  File "/srv/app.py", line 7 in <module>' in tail
+    assert tail[-1] == "  ... (75 outer frames left out; host.logs() has them)"
+    assert len(tail) == 1 + 4 + 2 + 6 + 1
+    assert buffer.tail(100)[1:] == dump  # host.logs() keeps the whole dump
