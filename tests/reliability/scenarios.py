@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -17,7 +19,7 @@ import psutil
 
 from pyhost import FlaskHost, HostError
 
-from .conftest import app
+from .conftest import app, hang_line
 
 HELLO = "apps.hello:app"  # tests/apps, on sys.path through tests/conftest.py
 
@@ -131,11 +133,17 @@ def _fail_once(fields: Dict[str, Any]) -> str:
 # ----------------------------------------------------------------- kill storm
 def kill_storm(kills: int, method: Optional[str] = None, clients: int = 2) -> Dict[str, Any]:
     """SIGKILL the child ``kills`` times under client load; every kill must be recovered."""
+    # Restarts back off exponentially (restart_delay × 2^n) until a child has
+    # stayed healthy for restart_window: each kill comes after that, so each
+    # outage is one plain restart, not a backoff that grew over the storm.
+    window = 0.1
     host = FlaskHost(HELLO, port=0, start_method=method, restart_delay=0.01,
-                     max_restart_attempts=kills + 10, restart_window=1.0,
+                     max_restart_attempts=kills + 10, restart_window=window,
                      liveness_interval=None)
     stop = threading.Event()
-    counts = {"ok": 0, "failed": 0}
+    # refused: the port had no server (the child was down); cut: a request
+    # under way when its child was killed.
+    counts = {"ok": 0, "refused": 0, "cut": 0}
     lock = threading.Lock()
 
     def client() -> None:
@@ -144,8 +152,9 @@ def kill_storm(kills: int, method: Optional[str] = None, clients: int = 2) -> Di
                 with urllib.request.urlopen(host.url, timeout=5) as response:
                     response.read()
                 key = "ok"
-            except Exception:  # noqa: BLE001 - refused, reset or cut short by a kill
-                key = "failed"
+            except Exception as exc:  # noqa: BLE001 - refused, reset or cut short by a kill
+                refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+                key = "refused" if refused else "cut"
                 time.sleep(0.005)
             with lock:
                 counts[key] += 1
@@ -169,12 +178,12 @@ def kill_storm(kills: int, method: Optional[str] = None, clients: int = 2) -> Di
                 time.sleep(0.002)
             else:
                 break
-            time.sleep(0.05)  # a little served time between kills
+            time.sleep(window * 1.5)  # served time between kills
         stop.set()
         for thread in threads:
             thread.join(10)
     return {"kills": kills, "recovered": recovered, "requests_ok": counts["ok"],
-            "requests_failed": counts["failed"],
+            "requests_refused": counts["refused"], "requests_cut": counts["cut"],
             "longest_outage_ms": round(max(outages) * 1000) if outages else None,
             "median_outage_ms": round(sorted(outages)[len(outages) // 2] * 1000)
             if outages else None}
@@ -205,7 +214,8 @@ def flood_output(no_newline_mb: int, line_mb: int) -> Dict[str, Any]:
         grown = (psutil.Process().memory_info().rss - rss) / 1e6
         logs = host.logs(10_000)
         tail = buffer.tail()
-        return {"written_mb": no_newline_mb + line_mb, "read_mb": round(buffer.total_bytes / 2**20, 1),
+        return {"written_mb": no_newline_mb + line_mb,
+                "read_mb": round(buffer.total_bytes / 2**20, 1),
                 "parent_rss_growth_mb": round(grown, 1),
                 "logs_chars": sum(len(line) for line in logs),
                 "longest_line_chars": max(len(line) for line in logs),
@@ -265,3 +275,51 @@ def endless_responses_during_stop(clients: int) -> Dict[str, Any]:
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=120) as response:
         return response.read()
+
+
+# ---------------------------------------------------------------------- hangs
+def hang(name: str, method: Optional[str] = None, startup_timeout: float = 2.0) -> Dict[str, Any]:
+    """A hang at import: how long until the error, and whether it names the line."""
+    started = time.monotonic()
+    try:
+        FlaskHost(app(name), port=0, startup_timeout=startup_timeout,
+                  start_method=method).start().stop()
+        return {"error": None}
+    except HostError as exc:
+        return {"error": type(exc).__name__, "seconds": round(time.monotonic() - started, 2),
+                "names_line": hang_line(name) in exc.message}
+
+
+# -------------------------------------------------------------------- orphans
+def orphans(method: str, rounds: int) -> Dict[str, Any]:
+    """SIGKILL a parent holding a host; count its processes still alive 10 s later."""
+    from test_orphans import PARENT  # tests/test_orphans.py: one parent script for both
+
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    processes = left = 0
+    for _ in range(rounds):
+        parent = subprocess.Popen([sys.executable, "-c", PARENT, tests, method],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            parent.stdout.readline()
+            started = [int(pid) for pid in parent.stdout.readline().split()]
+            processes += len(started)
+            os.kill(parent.pid, signal.SIGKILL)
+            parent.wait(10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and [p for p in started if _alive(p)]:
+                time.sleep(0.02)
+            left += len([p for p in started if _alive(p)])
+        finally:
+            parent.kill()
+            parent.wait()
+            parent.stdout.close()
+            parent.stdin.close()
+    return {"method": method, "rounds": rounds, "processes": processes, "orphans": left}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

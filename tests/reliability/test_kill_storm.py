@@ -9,4 +9,5 @@ def test_every_sigkill_under_load_is_recovered(long_form):
     figures = scenarios.kill_storm(kills)
     assert figures["recovered"] == kills, figures
     assert figures["requests_ok"] > 0
+    assert figures["requests_cut"] <= kills * 4, figures  # at most the in-flight ones per kill
     assert figures["longest_outage_ms"] < 15_000, figures
