@@ -30,6 +30,7 @@ __all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context", "check
 
 log = logging.getLogger("pyhost")
 
+
 class Exited(NamedTuple):
     """The child process ended (seen by its sentinel); not a message on the pipe."""
 
@@ -229,15 +230,13 @@ class ChildProcess:
         self.events.put(ChildEvent(self, message))
         return True
 
-    def _read_output(self) -> bool:
-        """Read what the pipe holds now; False at EOF."""
+    def _read_output(self, limit: Optional[int] = None) -> bool:
+        """Read what the pipe holds now (at most ``limit`` bytes); False at EOF."""
         # The pump and drain_output() both read: one at a time, or two chunks
         # could reach the buffer in the wrong order.
         with self._read_lock:
-            fd = self._out_r
-            if fd is None:
-                return False
-            while True:
+            fd, read = self._out_r, 0
+            while fd is not None and (limit is None or read < limit):
                 try:
                     data = os.read(fd, 65536)
                 except BlockingIOError:
@@ -246,7 +245,9 @@ class ChildProcess:
                     return False
                 if not data:
                     return False
+                read += len(data)
                 self.output.feed(data)
+            return fd is not None
 
     def drain_output(self) -> None:
         """Read what the child has written so far, without waiting (for ``host.logs()``).
@@ -256,7 +257,7 @@ class ChildProcess:
         just not have read it yet.
         """
         if self._out_r is not None and not self.exited.is_set():
-            self._read_output()
+            self._read_output(limit=1 << 20)  # a flooding child must not hold logs() up
 
     def _reap(self) -> Optional[int]:
         if self._proc is not None:
@@ -298,10 +299,9 @@ class ChildProcess:
     def dump_stacks(self, timeout: float = 1.0) -> bool:
         """Ask the child to write every thread's Python stack to its output; wait for it.
 
-        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``, which
-        works even while the app holds the GIL in C code. Returns False when the
-        child has exited or the platform lacks the signal; True once the dump has
-        arrived (or ``timeout`` passed).
+        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``
+        (:func:`pyhost.spawning.register_stacks_signal`). False when the child
+        has exited or the platform lacks the signal; True once the dump arrived.
         """
         signum = getattr(signal, protocol.STACKS_SIGNAL, None)
         if signum is None or self.pid is None or self.exited.is_set() or not self.checked_in:
@@ -311,13 +311,9 @@ class ChildProcess:
             os.kill(self.pid, signum)
         except OSError:
             return False
-        # The dump is one burst of lines, read by the pump thread: wait for it to
-        # start, then for the output to go quiet.
-        deadline = time.monotonic() + timeout
-        seen = before
-        while time.monotonic() < deadline and not self.exited.is_set():
-            if self.exited.wait(0.05):
-                break
+        # One burst of lines, read by the pump thread: wait for it, then for quiet.
+        deadline, seen = time.monotonic() + timeout, before
+        while time.monotonic() < deadline and not self.exited.wait(0.05):
             now = self.output.total_lines
             if now > before and now == seen:
                 break
@@ -365,14 +361,15 @@ class ChildProcess:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            for attr in ("_out_r", "_pidfd"):
-                fd = getattr(self, attr)
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                    setattr(self, attr, None)
+            with self._read_lock:  # drain_output() must never read a reused fd number
+                for attr in ("_out_r", "_pidfd"):
+                    fd = getattr(self, attr)
+                    if fd is not None:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                        setattr(self, attr, None)
             if self._proc is not None and self.exited.is_set():
                 try:
                     self._proc.close()

@@ -5,6 +5,7 @@ Each returns a dict of what it measured; nothing here asserts.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -257,9 +258,20 @@ def endless_responses_during_stop(clients: int) -> Dict[str, Any]:
     for thread in threads:
         thread.start()
     reading.wait(10)
+    said = _Said()
+    logger = logging.getLogger("pyhost")
+    level = logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
     started = time.monotonic()
-    host.stop()
-    seconds = time.monotonic() - started
+    try:
+        host.stop()
+    finally:
+        seconds = time.monotonic() - started
+        logger.removeHandler(said)
+        logger.setLevel(level)
+    # "✓ Stopped NAME (pid N, stopped|terminated|killed)": how the child ended.
+    ended = [m.rsplit(", ", 1)[1].rstrip(")") for m in said.messages if "Stopped" in m]
     for thread in threads:
         thread.join(10)
     with socket.socket() as sock:
@@ -267,9 +279,19 @@ def endless_responses_during_stop(clients: int) -> Dict[str, Any]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
     return {"clients": clients, "stop_seconds": round(seconds, 2),
+            "ended": ended[0] if ended else None,
             "child_gone": not psutil.pid_exists(pid) or
             psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
             "readers_ended": sum(1 for thread in threads if not thread.is_alive())}
+
+
+class _Said(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _get(url: str) -> bytes:

@@ -24,5 +24,9 @@ def test_50_mb_responses_arrive_whole(long_form):
 def test_stop_during_never_ending_responses_is_bounded_and_frees_the_port():
     figures = scenarios.endless_responses_during_stop(clients=4)
     assert figures["stop_seconds"] < 2.0 + 3.0  # shutdown_timeout, plus slack for a busy box
+    # A response that never ends cannot finish gracefully: the child ends on
+    # SIGTERM after 60% of shutdown_timeout (werkzeug's server_close() joins
+    # request threads), never needing SIGKILL.
+    assert figures["ended"] in ("stopped", "terminated"), figures
     assert figures["child_gone"]
     assert figures["readers_ended"] == 4
