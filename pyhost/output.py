@@ -141,19 +141,22 @@ class OutputBuffer:
     def tail(self, n: Optional[int] = None) -> List[str]:
         """The last ``n`` lines; without ``n``, a short tail for an error message.
 
+        A line the child has not ended yet comes last, as written so far.
+
         The error tail is the last ``keep`` lines, each clipped to
         ``TAIL_LINE_CAP`` characters, at most ``TAIL_TOTAL_CAP`` in all, and a
         stack dump keeps the innermost ``TAIL_FRAMES`` frames of each thread
         (where it is stuck; under fork the outer ones are the parent's):
         errors travel into logs, exceptions and HTTP bodies, and must stay small.
         """
+        unfinished = self._unfinished()
         if n is not None:
             with self._lock:
                 if n <= 0:
                     return []
-                return list(self._lines)[-n:]
+                return (list(self._lines) + unfinished)[-n:]
         with self._lock:
-            lines = list(self._lines)[-(self.keep + 500):] if self.keep > 0 else []
+            lines = list(self._lines)[-(self.keep + 500):] + unfinished if self.keep > 0 else []
         lines = _brief_stacks(lines)[-self.keep:] if self.keep > 0 else []
         short: List[str] = []
         size = 0
@@ -166,6 +169,14 @@ class OutputBuffer:
             short.append(line)
         short.reverse()
         return short
+
+    def _unfinished(self) -> List[str]:
+        """The line the child is still writing (a prompt, a progress bar), if any."""
+        raw, cut = bytes(self._partial), self._partial_cut
+        if not raw and not cut:
+            return []
+        line = _ANSI_ESCAPE.sub("", raw.decode("utf-8", "replace"))
+        return [line + (_cut_note(cut) if cut else "")]
 
     @property
     def size(self) -> int:

@@ -85,3 +85,14 @@ def test_a_stack_dump_in_the_error_tail_keeps_each_threads_innermost_frames():
     assert tail[-1] == "  ... (75 outer frames left out; host.logs() has them)"
     assert len(tail) == 1 + 4 + 2 + 6 + 1
     assert buffer.tail(100)[1:] == dump  # host.logs() keeps the whole dump
+
+
+def test_a_line_still_being_written_shows_last_without_being_kept_twice():
+    buffer = OutputBuffer(5, line_cap=100)
+    buffer.feed(b"first\nloading model")
+    assert buffer.tail(5) == ["first", "loading model"]
+    assert buffer.tail() == ["first", "loading model"]
+    buffer.feed(b"." * 200)
+    assert buffer.tail(1) == ["loading model" + "." * 87 + " … [cut 113 bytes]"]
+    buffer.feed(b" done\n")
+    assert buffer.tail(5) == ["first", "loading model" + "." * 87 + " … [cut 118 bytes]"]
