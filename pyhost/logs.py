@@ -66,15 +66,19 @@ def enable_development_logging() -> None:
     """Development mode: show pyhost's INFO lines on the console exactly once.
 
     When the program already logs to the console through the root logger
-    (``logging.basicConfig()``), pyhost's records reach it by propagation; a
-    second handler here would print every line twice.
+    (``logging.basicConfig()``), or runs under pytest, which captures records,
+    pyhost's records reach it by propagation; a second handler here would
+    show every line twice.
     """
     import sys
 
     consoles = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and \
-                getattr(handler, "stream", None) in consoles:
+        # pytest captures records itself and shows them with a failed test (and
+        # live with --log-cli-level): a console handler too would show each twice.
+        if (isinstance(handler, logging.StreamHandler) and
+                getattr(handler, "stream", None) in consoles) or \
+                type(handler).__module__ == "_pytest.logging":
             if log.level == logging.NOTSET or log.level > logging.INFO:
                 log.setLevel(logging.INFO)
             return

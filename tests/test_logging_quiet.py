@@ -115,3 +115,22 @@ def test_development_mode_reports_a_failure_once(tmp_path):
     assert "[myapp] Traceback (most recent call last)" in err
     assert err.count("❌") == 1
     assert "Recent output from the app" not in err
+
+
+def test_under_pytest_development_mode_output_shows_once(tmp_path):
+    """pytest captures log records itself: no console handler shows them again."""
+    (tmp_path / "test_app.py").write_text(PRELUDE + textwrap.dedent("""
+        import urllib.request
+        from pyhost import FlaskHost
+
+        def test_fails():
+            with FlaskHost("apps.hello:app", port=0, is_development=True, name="myapp") as h:
+                urllib.request.urlopen(h.url_for("/unique-path")).read()
+            assert False, "fail, to get the captured output in the report"
+    """))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_app.py"], capture_output=True, text=True, cwd=str(tmp_path),
+                          timeout=120)
+    assert "1 failed" in done.stdout, done.stdout
+    assert done.stdout.count('"GET /unique-path HTTP/1.1" 404') == 1, done.stdout
+    assert done.stdout.count("myapp ready at") == 1, done.stdout
