@@ -70,8 +70,8 @@ class OutputBuffer:
 
     def __init__(self, keep: int, name: str = "app", *, live: bool = False,
                  line_cap: int = LINE_CAP, total_cap: int = TOTAL_CAP) -> None:
-        self._lines: Deque[str] = collections.deque()
         self._max_lines = max(keep, 1000)
+        self._lines: Deque[str] = collections.deque(maxlen=self._max_lines)
         self.keep = keep
         self.name = name
         #: development mode: each line is logged at INFO (shown live), not DEBUG.
@@ -98,20 +98,27 @@ class OutputBuffer:
             data = data[1:]
         self._after_cr = data.endswith(b"\r")
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            piece = data[start:] if end < 0 else data[start:end]
-            room = self.line_cap - len(self._partial)
-            if len(piece) > room:
-                self._partial += piece[:max(room, 0)]
-                self._partial_cut += len(piece) - max(room, 0)
+        pieces = data.split(b"\n")
+        self._extend_partial(pieces[0])
+        if len(pieces) == 1:
+            return
+        self._end_line()
+        cap = self.line_cap
+        for raw in pieces[1:-1]:
+            if len(raw) > cap:
+                self.cut_bytes += len(raw) - cap
+                self._emit(raw[:cap], len(raw) - cap)
             else:
-                self._partial += piece
-            if end < 0:
-                return
-            self._end_line()
-            start = end + 1
+                self._emit(raw, 0)
+        self._extend_partial(pieces[-1])
+
+    def _extend_partial(self, piece: bytes) -> None:
+        room = self.line_cap - len(self._partial)
+        if len(piece) > room:
+            self._partial += piece[:max(room, 0)]
+            self._partial_cut += len(piece) - max(room, 0)
+        else:
+            self._partial += piece
 
     def flush(self) -> None:
         if self._partial or self._partial_cut:
@@ -122,21 +129,25 @@ class OutputBuffer:
         self._partial = bytearray()
         self._partial_cut = 0
         self.cut_bytes += cut
+        self._emit(raw, cut)
+
+    def _emit(self, raw: bytes, cut: int) -> None:
         # Werkzeug colours its request log even into a pipe: keep the text only.
-        line = _ANSI_ESCAPE.sub("", raw.decode("utf-8", "replace"))
+        line = raw.decode("utf-8", "replace")
+        if "\x1b" in line:
+            line = _ANSI_ESCAPE.sub("", line)
         if cut:
             line += _cut_note(cut)
-        self._append(line)
-        child_log.log(logging.INFO if self.live else logging.DEBUG, "[%s] %s", self.name, line)
-
-    def _append(self, line: str) -> None:
+        lines = self._lines
         with self._lock:
-            self._lines.append(line)
+            if len(lines) == self._max_lines:  # the deque drops its oldest line now
+                self._size -= len(lines[0]) + 1
+            lines.append(line)
             self._size += len(line) + 1
             self.total_lines += 1
-            while self._lines and (self._size > self.total_cap
-                                   or len(self._lines) > self._max_lines):
-                self._size -= len(self._lines.popleft()) + 1
+            while self._size > self.total_cap:
+                self._size -= len(lines.popleft()) + 1
+        child_log.log(logging.INFO if self.live else logging.DEBUG, "[%s] %s", self.name, line)
 
     def tail(self, n: Optional[int] = None) -> List[str]:
         """The last ``n`` lines; without ``n``, a short tail for an error message.
@@ -187,8 +198,11 @@ class OutputBuffer:
     def add_mark(self, text: str) -> None:
         """A line of pyhost's own, e.g. where a restarted child's output begins."""
         self.flush()
-        self._append(text)
-        self.total_lines -= 1  # not the child's
+        with self._lock:
+            if len(self._lines) == self._max_lines:
+                self._size -= len(self._lines[0]) + 1
+            self._lines.append(text)
+            self._size += len(text) + 1
 
     def clear(self) -> None:
         with self._lock:

@@ -96,3 +96,12 @@ def test_a_line_still_being_written_shows_last_without_being_kept_twice():
     assert buffer.tail(1) == ["loading model" + "." * 87 + " … [cut 113 bytes]"]
     buffer.feed(b" done\n")
     assert buffer.tail(5) == ["first", "loading model" + "." * 87 + " … [cut 118 bytes]"]
+
+
+def test_the_byte_count_stays_exact_when_the_line_count_cap_drops_lines():
+    buffer = OutputBuffer(50)  # at most 1000 lines
+    buffer.feed(b"".join(b"%d\n" % n for n in range(5000)))
+    buffer.add_mark("[pyhost] mark")
+    lines = buffer.tail(10_000)
+    assert len(lines) == 1000 and lines[-1] == "[pyhost] mark" and lines[0] == "4001"
+    assert buffer.size == sum(len(line) + 1 for line in lines)
