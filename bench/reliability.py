@@ -41,8 +41,10 @@ def main() -> int:
         ("big_responses", lambda: scenarios.big_responses(20 if long else 2, 50)),
         ("endless_responses_during_stop",
          lambda: scenarios.endless_responses_during_stop(8 if long else 4)),
-        ("hangs", lambda: {name: scenarios.hang(name)
-                           for name in ("hang_sleep", "hang_busy", "hang_regex")}),
+        ("hangs", lambda: dict({name: scenarios.hang(name)
+                                for name in ("hang_sleep", "hang_busy", "hang_regex")},
+                               request=scenarios.request_hang(),
+                               sigterm_ignored=scenarios.sigterm_ignored())),
     ]
     for name, step in steps:
         started = time.monotonic()

@@ -345,3 +345,46 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def request_hang() -> Dict[str, Any]:
+    """A request hang found by liveness probes: time to the error, and its line."""
+    crashed: List[Any] = []
+    host = FlaskHost(app("hang_request"), port=0, liveness_interval=0.3, liveness_failures=2,
+                     restart_delay=0.1,
+                     on_event=lambda e: crashed.append(e.error) if e.name == "crashed" else None)
+    with host:
+        _get(host.url_for("/hang"))
+        threading.Thread(target=_answers, args=(host.url,), daemon=True).start()
+        started = time.monotonic()
+        while not crashed and time.monotonic() < started + 30:
+            time.sleep(0.01)
+        seconds = time.monotonic() - started
+    error = crashed[0] if crashed else None
+    return {"error": type(error).__name__ if error else None, "seconds": round(seconds, 2),
+            "names_line": bool(error) and hang_line("hang_request") in error.message}
+
+
+def sigterm_ignored(shutdown_timeout: float = 1.5) -> Dict[str, Any]:
+    """stop() of a child that ignores SIGTERM and holds the GIL: killed, the line logged."""
+    said = _Said()
+    logger = logging.getLogger("pyhost")
+    host = FlaskHost(app("ignores_sigterm"), port=0, shutdown_timeout=shutdown_timeout,
+                     liveness_interval=None)
+    host.start()
+    threading.Thread(target=_answers, args=(host.url_for("/spin"),), daemon=True).start()
+    while _answers(host.url):
+        time.sleep(0.05)
+    level = logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    started = time.monotonic()
+    try:
+        host.stop()
+    finally:
+        seconds = time.monotonic() - started
+        logger.removeHandler(said)
+        logger.setLevel(level)
+    warning = next((m for m in said.messages if "did not stop" in m), "")
+    return {"stop_seconds": round(seconds, 2), "killed": "killing it" in warning,
+            "names_line": hang_line("ignores_sigterm") in warning}
