@@ -7,7 +7,13 @@ parent side into each child — 30-50 ms per spawn start, measured by
 bench/startup.py.
 """
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library is quiet unless asked: without this, a record at WARNING or above
+# with no handler configured reaches Python's last-resort handler and prints.
+# (logging costs 3 ms to import, but every child imports it anyway: Werkzeug does.)
+logging.getLogger("pyhost").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .config import HostConfig

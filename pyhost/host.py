@@ -74,7 +74,8 @@ class FlaskHost:
         self._stopping = threading.Event()
         self._killed_pid: Optional[int] = None
         self._lifecycle = Lifecycle(self)
-        self._output = OutputBuffer(config.stderr_lines, self.name)
+        # Development mode shows the app's own lines as they come ("[name] line").
+        self._output = OutputBuffer(config.stderr_lines, self.name, live=config.development)
         self._health = HealthStats()
         self._budget = RestartBudget.from_config(config)
         common = dict(stopping=self._stopping, output=self._output, health=self._health,
@@ -232,6 +233,9 @@ class FlaskHost:
 
     def logs(self, n: int = 50) -> List[str]:
         """The child's last ``n`` output lines (stdout and stderr)."""
+        child = self._launcher.child
+        if child is not None:
+            child.drain_output()  # a response just received: its log line is in the pipe
         return self._output.tail(n)
 
     def on_event(self, callback: Callable[[HostEvent], None]) -> Callable[[HostEvent], None]:

@@ -24,7 +24,7 @@ import tenacity
 
 from . import protocol
 from .config import HostConfig
-from .diagnosis import diagnose, importable_here, stuck_at
+from .diagnosis import diagnose, importable_here
 from .errors import ErrorType, HostError, error_from_record, make_error
 from .health import HealthStats, ProbeResult, abort_probes, probe
 from .output import OutputBuffer
@@ -365,10 +365,7 @@ class ChildLauncher(Launcher):
     # -- hangs -------------------------------------------------------------------
     def _stacks_of(self, child: ChildProcess) -> Optional[str]:
         """Ask a hung child for its Python stacks; the app's file:line it is stuck at."""
-        before = self.output.total_lines
-        if not child.dump_stacks():
-            return None
-        return stuck_at(self.output.tail(max(1, self.output.total_lines - before)))
+        return child.where_stuck()
 
     def kill_hung(self, child: Optional[ChildProcess]) -> Optional[str]:
         if child is None:

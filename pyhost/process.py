@@ -16,65 +16,19 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
 
 from . import _child, protocol
+from .diagnosis import stuck_at
 from .errors import SpawnError, signal_name
 from .output import OutputBuffer
+from .spawning import EXEC_BOOTSTRAP, check_main_module, child_main, get_context
 
-__all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context"]
+__all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context", "check_main_module"]
 
 log = logging.getLogger("pyhost")
-
-_PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
-_preload_lock = threading.Lock()
-_preload_set = False
-
-
-def get_context(method: str) -> Any:
-    """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""
-    global _preload_set
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        with _preload_lock:
-            if not _preload_set:
-                # Only takes effect if the forkserver is not running yet; then
-                # every child forks from a server that already imported these.
-                ctx.set_forkserver_preload(_PRELOAD)
-                _preload_set = True
-    return ctx
-
-
-def check_main_module(method: str) -> None:
-    """Refuse, before any process starts, a ``__main__`` that spawn children cannot re-run.
-
-    Under spawn and forkserver, multiprocessing re-imports the parent's
-    ``__main__`` file in every child. A program read from standard input
-    (``python - < script.py``) has ``__file__ == "<stdin>"``: every child would
-    die in multiprocessing's own bootstrap, before pyhost's code runs.
-    """
-    if method == "fork":
-        return
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None):
-        return  # python -m: re-imported by name
-    path = getattr(main, "__file__", None)
-    if path is None:
-        return  # a REPL or a notebook: nothing is re-imported
-    base = getattr(multiprocessing.process, "ORIGINAL_DIR", None) or os.getcwd()
-    if not os.path.isfile(os.path.join(base, path)):
-        raise SpawnError(
-            "this program's __main__ (%r) is not a file, and %s children re-import the main "
-            "module: every child would fail before loading the app" % (path, method),
-            troubleshooting=[
-                "Run the program from a file (python script.py) or as a module (python -m pkg)",
-                "Or use start_method='fork' (POSIX), which does not re-import __main__",
-            ],
-            details={"main": path, "start_method": method},
-        )
 
 
 class Exited(NamedTuple):
@@ -131,6 +85,7 @@ class ChildProcess:
         # Re-entrant: stop() may run in a signal handler that interrupted stop().
         self._send_lock = threading.RLock()
         self._close_lock = threading.RLock()
+        self._read_lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
@@ -184,7 +139,7 @@ class ChildProcess:
         self._out_r = os.dup(out_r.fileno())
         out_r.close()
         try:
-            proc = ctx.Process(target=_child.mp_main, args=(self.spec, child_conn, out_w),
+            proc = ctx.Process(target=child_main, args=(self.spec, child_conn, out_w),
                                name="pyhost-%s" % self.name, daemon=True)
             proc.start()
         finally:
@@ -202,16 +157,10 @@ class ChildProcess:
         self._conn = parent_conn
         self._out_r = out_r
         fd = child_conn.fileno()
-        bootstrap = (
-            "import importlib.util as u, sys\n"
-            "s = u.spec_from_file_location('pyhost_child', sys.argv[1])\n"
-            "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
-            "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
-        )
         assert self.python is not None
         try:
             self._popen = subprocess.Popen(
-                [self.python, "-c", bootstrap, os.path.abspath(_child.__file__), str(fd)],
+                [self.python, "-c", EXEC_BOOTSTRAP, os.path.abspath(_child.__file__), str(fd)],
                 pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                 env=self.spec.get("environ"), cwd=self.spec.get("cwd") or None,
                 close_fds=True,
@@ -281,21 +230,34 @@ class ChildProcess:
         self.events.put(ChildEvent(self, message))
         return True
 
-    def _read_output(self) -> bool:
-        """Read what the pipe holds now; False at EOF."""
-        fd = self._out_r
-        if fd is None:
-            return False
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return True
-            except OSError:
-                return False
-            if not data:
-                return False
-            self.output.feed(data)
+    def _read_output(self, limit: Optional[int] = None) -> bool:
+        """Read what the pipe holds now (at most ``limit`` bytes); False at EOF."""
+        # The pump and drain_output() both read: one at a time, or two chunks
+        # could reach the buffer in the wrong order.
+        with self._read_lock:
+            fd, read = self._out_r, 0
+            while fd is not None and (limit is None or read < limit):
+                try:
+                    data = os.read(fd, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not data:
+                    return False
+                read += len(data)
+                self.output.feed(data)
+            return fd is not None
+
+    def drain_output(self) -> None:
+        """Read what the child has written so far, without waiting (for ``host.logs()``).
+
+        A server writes its request log line before it sends the response, so
+        after a response arrived its line is in the pipe; the pump thread may
+        just not have read it yet.
+        """
+        if self._out_r is not None and not self.exited.is_set():
+            self._read_output(limit=1 << 20)  # a flooding child must not hold logs() up
 
     def _reap(self) -> Optional[int]:
         if self._proc is not None:
@@ -337,10 +299,9 @@ class ChildProcess:
     def dump_stacks(self, timeout: float = 1.0) -> bool:
         """Ask the child to write every thread's Python stack to its output; wait for it.
 
-        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``, which
-        works even while the app holds the GIL in C code. Returns False when the
-        child has exited or the platform lacks the signal; True once the dump has
-        arrived (or ``timeout`` passed).
+        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``
+        (:func:`pyhost.spawning.register_stacks_signal`). False when the child
+        has exited or the platform lacks the signal; True once the dump arrived.
         """
         signum = getattr(signal, protocol.STACKS_SIGNAL, None)
         if signum is None or self.pid is None or self.exited.is_set() or not self.checked_in:
@@ -350,18 +311,21 @@ class ChildProcess:
             os.kill(self.pid, signum)
         except OSError:
             return False
-        # The dump is one burst of lines, read by the pump thread: wait for it to
-        # start, then for the output to go quiet.
-        deadline = time.monotonic() + timeout
-        seen = before
-        while time.monotonic() < deadline and not self.exited.is_set():
-            if self.exited.wait(0.05):
-                break
+        # One burst of lines, read by the pump thread: wait for it, then for quiet.
+        deadline, seen = time.monotonic() + timeout, before
+        while time.monotonic() < deadline and not self.exited.wait(0.05):
             now = self.output.total_lines
             if now > before and now == seen:
                 break
             seen = now
         return True
+
+    def where_stuck(self) -> Optional[str]:
+        """Dump the stacks of a child that does not respond; the app's file:line it is at."""
+        before = self.output.total_lines
+        if not self.dump_stacks():
+            return None
+        return stuck_at(self.output.tail(max(1, self.output.total_lines - before)))
 
     def shutdown(self, timeout: float) -> str:
         """Pipe stop → SIGTERM → SIGKILL within ``timeout``; returns how it ended."""
@@ -376,8 +340,10 @@ class ChildProcess:
             self.signal("terminate")
             if not self.wait(max(0.0, deadline - time.monotonic())):
                 how = "killed"
-                log.warning("⚠ %s (pid %s) did not stop within %.1fs; killing it",
-                            self.name, self.pid, timeout)
+                stuck = self.where_stuck()
+                log.warning("⚠ %s (pid %s) did not stop within %.1fs%s; killing it",
+                            self.name, self.pid, timeout,
+                            " (it was at %s)" % stuck if stuck else "")
                 self.signal("kill")
                 self.wait(5)
         self.close()
@@ -395,14 +361,15 @@ class ChildProcess:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            for attr in ("_out_r", "_pidfd"):
-                fd = getattr(self, attr)
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                    setattr(self, attr, None)
+            with self._read_lock:  # drain_output() must never read a reused fd number
+                for attr in ("_out_r", "_pidfd"):
+                    fd = getattr(self, attr)
+                    if fd is not None:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                        setattr(self, attr, None)
             if self._proc is not None and self.exited.is_set():
                 try:
                     self._proc.close()

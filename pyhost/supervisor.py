@@ -292,7 +292,10 @@ class Supervisor:
         self.lifecycle.to(S.FAILED, *([event("gave_up", error)] if gave_up else []),
                           error=error, only_from=_ACTIVE)
         quiet = raised and not self.config.development
-        log.log(logging.DEBUG if quiet else logging.ERROR, "❌ %s: %s", what, error.describe())
+        text = error.describe()
+        if self.launcher.output.live:  # its output was shown as it came: not twice
+            text = text.split("\nRecent output from the app:\n")[0]
+        log.log(logging.DEBUG if quiet else logging.ERROR, "❌ %s: %s", what, text)
 
     def half_open(self) -> bool:
         """After ``cooldown``, one more launch; True when it is ready (circuit closed)."""

@@ -318,14 +318,19 @@ def test_kernel_defines_starts_requests_reruns_on_a_fixed_port_and_stops(kernel_
     assert stream(cells[3]).split() == ["hello", "from", "cell", "1", str(first["pid"])]
     assert stream(cells[6]).split()[-1] == str(second["pid"])
     assert "Replacing the running" in stream(cells[5], "stderr")
-    # A failed start shows what to do and the app's output in the cell ...
+    # A failed start shows what to do and the app's output in the cell, once:
+    # live, prefixed with the host's name, not again under "Recent output".
     failure = stream(cells[7], "stderr")
     assert "caught flask_not_installed" in stream(cells[7])
     assert "Troubleshooting:" in failure and "ModuleNotFoundError" in failure
-    assert "Recent output from the app:" in failure
-    # ... while a serving app's request log stays out of the cells (host.logs()).
-    assert not any("HTTP/1.1" in stream(cell, name) for cell in cells
-                   for name in ("stdout", "stderr"))
+    assert failure.count("[__main__.broken()] Traceback (most recent call last)") == 1
+    assert "Recent output from the app:" not in failure
+    # A notebook is development mode: the app's request log shows live, in the
+    # cell that made the requests.
+    for cell in (cells[3], cells[6]):
+        logged = [line for line in stream(cell, "stderr").splitlines() if "HTTP/1.1" in line]
+        assert len(logged) == 2 and '"GET /pid HTTP/1.1" 200' in logged[1], logged
+        assert all(line.startswith("[__main__.create_app()] 127.0.0.1") for line in logged)
     refused = stream(cells[8])
     assert refused.startswith("refused: Port %d" % port) and "__main__.create_app()" in refused
     assert json.loads(stream(cells[9])) == {"running": 0, "state": "STOPPED", "in_notebook": True}

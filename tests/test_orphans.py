@@ -1,4 +1,8 @@
-"""No orphans: the child exits by itself when the parent dies, under every start method."""
+"""No orphans: the child exits by itself when the parent dies, under every start method.
+
+Part of the reliability suite (docs/reliability.md): the forkserver and the
+resource tracker are checked as well as the app's process.
+"""
 from __future__ import annotations
 
 import os
@@ -12,13 +16,15 @@ from conftest import TESTS, alive, wait_until
 PARENT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
+import psutil
 from pyhost import FlaskHost
 host = FlaskHost("apps.hello:app", port=0, start_method=sys.argv[2]).start()
 print(host.pid, flush=True)
+# Every process this one started: the child, and under forkserver and spawn
+# multiprocessing's forkserver and resource tracker.
+print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
 sys.stdin.read()  # wait until killed
 """
-
-
 
 
 @pytest.mark.parametrize("method", ["forkserver", "spawn", "fork"])
@@ -28,10 +34,16 @@ def test_child_exits_when_the_parent_dies(method, how):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         child_pid = int(parent.stdout.readline())
-        assert alive(child_pid)
+        started = [int(pid) for pid in parent.stdout.readline().split()]
+        assert alive(child_pid) and child_pid in started
+        if method != "fork":
+            assert len(started) >= 2, "expected the forkserver or resource tracker too"
         os.kill(parent.pid, how)  # no atexit, no stop(): only the child's own watch helps
         parent.wait(10)
         assert wait_until(lambda: not alive(child_pid), 10), "child %d orphaned" % child_pid
+        # multiprocessing's helpers end too (EOF on their pipe from the dead parent).
+        left = wait_until(lambda: not [pid for pid in started if alive(pid)], 10)
+        assert left, "orphaned: %r" % [pid for pid in started if alive(pid)]
     finally:
         parent.kill()
         parent.wait()
