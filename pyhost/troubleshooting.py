@@ -200,7 +200,8 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         if where:
             steps.append("Fix the error raised at %s" % where)
         steps += [
-            "Read the traceback (error.remote_traceback, or the output below) for the failing line",
+            "Read the traceback (error.remote_traceback, or the app's output in host.logs()) "
+            "for the failing line",
             "Reproduce it without pyhost: %s" % _reproduce(python, details),
         ]
         return steps
@@ -225,7 +226,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         elif fields.get("signal"):
             steps.append("The child was ended by %s: check what sent it" % fields["signal"])
         elif fields.get("exit_code") is not None:
-            steps.append("The child exited with code %s: see the output below"
+            steps.append("The child exited with code %s: see the app's output (host.logs())"
                          % fields["exit_code"])
         steps += [
             "Look at the app's recent output (stderr_tail, host.logs()) for the cause",

@@ -262,6 +262,22 @@ def test_run_gives_up_after_the_restart_budget_and_exits_with_the_crash(tmp_path
     assert "Error type: PROCESS_CRASH (exit code 8)" in err
 
 
+def test_run_shows_the_apps_output_once_when_it_fails(tmp_path):
+    # pyhost run shows the app's output live; the error block must not repeat it.
+    (tmp_path / "loud.py").write_text(
+        "print('loud-marker: connecting', flush=True)\n"
+        "raise RuntimeError('no database')\n")
+    code, _, err = pyhost("run", "loud:app", "--port", "0", cwd=tmp_path)
+    assert code == EXIT_CODES["APP_LOAD_ERROR"], err
+    assert "RuntimeError: no database" in err
+    assert err.count("loud-marker: connecting") == 1, err
+    assert "Recent output from the app" not in err
+    code, _, err = pyhost("run", "loud:app", "--port", "0", "--quiet", cwd=tmp_path)
+    assert code == EXIT_CODES["APP_LOAD_ERROR"], err
+    assert err.count("loud-marker: connecting") == 1, err  # --quiet: only in the error block
+    assert "Recent output from the app" in err
+
+
 # --------------------------------------------------------------------------- check
 def test_check_passes_for_a_good_app(tmp_path):
     code, out, _ = pyhost("check", os.path.join(EXAMPLES, "hello_app.py") + ":app",

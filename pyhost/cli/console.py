@@ -41,10 +41,13 @@ def say(text: str = "", stream: Optional[TextIO] = None) -> None:
 
 
 def print_error(error: Any, what: str, stream: Optional[TextIO] = None,
-                traceback: bool = False, ending: bool = True) -> int:
+                traceback: bool = False, ending: bool = True,
+                output_shown: bool = False) -> int:
     """The error block the CLI ends with; returns the exit code it names.
 
     ``ending=False``: the run goes on (a failed reload), so no exit code is named.
+    ``output_shown``: the app's output was already printed live (``pyhost run``
+    without ``--quiet``), so its tail is not printed a second time.
     """
     code = exit_code_for(error)
     say("[pyhost] ❌ %s" % what, stream)
@@ -58,7 +61,7 @@ def print_error(error: Any, what: str, stream: Optional[TextIO] = None,
     if traceback and error.remote_traceback:
         say("Traceback in the app process:", stream)
         say(error.remote_traceback.rstrip(), stream)
-    elif error.stderr_tail:
+    elif error.stderr_tail and not output_shown:
         say("Recent output from the app:", stream)
         for line in error.stderr_tail[-10:]:
             say("  " + line, stream)

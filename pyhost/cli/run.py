@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise outcome["crash"]
             if "error" in outcome:
                 code = print_error(outcome["error"], "Could not start %s" % host.name,
-                                   traceback=args.verbose)
+                                   traceback=args.verbose, output_shown=not args.quiet)
                 break
             if outcome.get("done") and not announced:
                 announced = True
@@ -93,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             error = host.last_error
             if host.state is HostState.FAILED and error is not None:
                 host.stop()  # a deliberate stop: the error becomes history
-                code = print_error(error, "%s is down" % host.name, traceback=args.verbose)
+                code = print_error(error, "%s is down" % host.name, traceback=args.verbose,
+                                   output_shown=not args.quiet)
                 break
     finally:
         if reloader is not None:
