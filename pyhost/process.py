@@ -29,7 +29,8 @@ __all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context"]
 
 log = logging.getLogger("pyhost")
 
-_PRELOAD = ["pyhost._child", "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
+_PRELOAD = ["pyhost._child", "pyhost._child.backends.werkzeug", "werkzeug.serving",
+            "werkzeug.debug", "flask", "importlib.metadata"]
 _preload_lock = threading.Lock()
 _preload_set = False
 
@@ -202,16 +203,11 @@ class ChildProcess:
         self._conn = parent_conn
         self._out_r = out_r
         fd = child_conn.fileno()
-        bootstrap = (
-            "import importlib.util as u, sys\n"
-            "s = u.spec_from_file_location('pyhost_child', sys.argv[1])\n"
-            "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
-            "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
-        )
         assert self.python is not None
         try:
             self._popen = subprocess.Popen(
-                [self.python, "-c", bootstrap, os.path.abspath(_child.__file__), str(fd)],
+                # pyhost/ as a private package: the other interpreter may not have pyhost.
+                [self.python, "-c", _child.BOOTSTRAP, _child.PACKAGE_DIR, str(fd)],
                 pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                 env=self.spec.get("environ"), cwd=self.spec.get("cwd") or None,
                 close_fds=True,
