@@ -27,3 +27,13 @@ async def bare(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"hello asgi"})
+
+
+async def _slow(request):
+    import asyncio
+
+    await asyncio.sleep(1.0)
+    return PlainTextResponse("done")
+
+
+slow_app = Starlette(routes=[Route("/", _starlette_home), Route("/slow", _slow)])

@@ -33,9 +33,16 @@ def get(name):
     return importlib.import_module("%s.%s" % (__name__, name))
 
 
-def missing_modules(backend):
-    """The modules ``backend`` needs that this interpreter cannot import."""
-    return [name for name in backend.REQUIRES if importlib.util.find_spec(name) is None]
+def missing_modules(backend, extra=()):
+    """The modules ``backend`` (and ``extra``) need that this interpreter cannot import."""
+    return [name for name in list(backend.REQUIRES) + list(extra) if not _importable(name)]
+
+
+def _importable(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def choose(requested, kind, workers, label):
@@ -67,8 +74,7 @@ def choose(requested, kind, workers, label):
     if workers > 1 and not backend.WORKERS:
         raise CannotServe("server=%r runs one process; workers=%d needs server='gunicorn'"
                           % (requested, workers), "no_workers", server=requested)
-    requires = list(backend.REQUIRES) + (["uvicorn"] if kind == "asgi" else [])
-    missing = [m for m in requires if importlib.util.find_spec(m) is None]
+    missing = missing_modules(backend, ["uvicorn"] if kind == "asgi" else [])
     if missing:
         extra = "asgi" if missing[0] == "uvicorn" else backend.EXTRA
         raise CannotServe("server=%r needs %s, which is not installed in this interpreter: %s"
