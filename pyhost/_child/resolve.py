@@ -66,12 +66,6 @@ def import_target_module(target):
             return _load_file("pyhost_app_" + name.replace(".", "_"), path)
         return module
     name = target["module"]
-    # As `flask --app pkg.module`: the working directory comes first on sys.path,
-    # so a project's own package wins over an installed one of the same name
-    # (a Django project's "mysite.wsgi" run from the directory holding mysite/).
-    cwd = os.getcwd()
-    if sys.path[:1] != [cwd] and "" not in sys.path[:1]:
-        sys.path.insert(0, cwd)
     return importlib.import_module(name)
 
 

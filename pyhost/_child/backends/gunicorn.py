@@ -53,6 +53,9 @@ def serve(app, kind, sock, run):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signum = getattr(signal, protocol.STACKS_SIGNAL, None)
             if signum is not None:
+                # Registered once already: faulthandler re-installs its handler only
+                # after unregister() (else it keeps gunicorn's).
+                faulthandler.unregister(signum)
                 faulthandler.register(signum, file=sys.stderr, all_threads=True)
 
         def spawn_worker(self):

@@ -46,6 +46,11 @@ def serve(app, kind, sock, run):
         if hasattr(app, "debug"):
             app.debug = True
         app = DebuggedApplication(app, evalex=True)
+        # Its multiprocessing.Value holds a semaphore registered with multiprocessing's
+        # resource tracker; this child ends with os._exit(), so the tracker would
+        # report it leaked. One process, threads only: a plain lock does. Dropping
+        # the Value here runs its finalizer, which unregisters the semaphore.
+        app._failed_pin_auth = _PinFailures()
     # The bound address, not the name: werkzeug picks the socket family from
     # it when wrapping fd= ("localhost" may have resolved to ::1). Threaded, so
     # Werkzeug speaks HTTP/1.1 with keep-alive.
@@ -77,6 +82,17 @@ def serve(app, kind, sock, run):
         server.serve_forever()
     finally:
         server.server_close()  # joins the request threads: in-flight requests finish
+
+
+class _PinFailures:
+    """The debugger's failed-PIN counter (``.value``, ``.get_lock()``) for one process."""
+
+    def __init__(self):
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def get_lock(self):
+        return self._lock
 
 
 class _Connections:
