@@ -135,6 +135,11 @@ def check_callable(obj, module, label):
     """
     own = module.__name__.split(".")[0]
     function = obj.__func__ if inspect.ismethod(obj) else obj
+    try:
+        # A decorated factory (functools.wraps, pyhost's @hosted) is judged by what it wraps.
+        function = inspect.unwrap(function)
+    except ValueError:  # a __wrapped__ cycle
+        pass
     defined_in = getattr(function, "__module__", None) or ""
     if own in ("__main__", "__mp_main__") or module.__name__.startswith("pyhost_app_"):
         own = module.__name__  # a file loaded by path: its functions carry this name
