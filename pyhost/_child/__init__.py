@@ -7,7 +7,8 @@ One concern per module:
 - :mod:`.control` — the thread that waits on the parent (``Stop``, or its death);
 - :mod:`.binding` — the listening socket, bound by the child itself so a bind
   failure arrives as an errno;
-- :mod:`.loading` and :mod:`.resolve` — importing the target and finding the app;
+- :mod:`.loading`, :mod:`.resolve` and :mod:`.paths` — importing the target and
+  finding the app;
 - :mod:`.failures` — classifying what went wrong into plain error records;
 - :mod:`.backends` — one module per server (werkzeug, waitress, gunicorn, uvicorn).
 

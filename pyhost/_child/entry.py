@@ -19,7 +19,7 @@ import time
 import traceback
 
 from .. import protocol
-from . import backends
+from .backends import choose as choose_backend
 from .binding import bind, classify_bind_error
 from .control import Control
 from .failures import APP_LOAD_ERROR, CannotServe, app_traceback, classify_load_error, record
@@ -127,8 +127,8 @@ def _serve_child(spec, conn, parent_sentinel):
     try:
         app = load_app(spec["target"])
         kind = app_kind(app)
-        backend = backends.choose(spec.get("server"), kind, spec.get("workers", 1),
-                                  spec["target"]["label"])
+        backend = choose_backend(spec.get("server"), kind, spec.get("workers", 1),
+                                 spec["target"]["label"])
     except SystemExit as exc:
         # sys.exit() while importing: a crash with that exit code, which the
         # parent may retry (the app may be waiting on something transient).

@@ -6,6 +6,8 @@ as pickled exceptions: the parent rebuilds the typed ``HostError``.
 import os
 import traceback
 
+from .paths import is_library_path, module_name_for_file
+
 __all__ = ["TargetNotFound", "NotWSGI", "ShipError", "TargetRefused", "CannotServe",
            "record", "app_traceback", "classify_load_error"]
 
@@ -82,8 +84,6 @@ def app_traceback(exc):
 def own_module(target):
     """The module name the target itself lives in (None for a by-value callable)."""
     if target["kind"] == "file":
-        from .resolve import module_name_for_file
-
         return module_name_for_file(target["module"])[1]
     return target.get("module")
 
@@ -155,13 +155,3 @@ def _where(exc):
         return None
     frame = frames[-1]
     return "%s:%s" % (frame.filename, frame.lineno)
-
-
-def is_library_path(filename):
-    import sysconfig
-
-    path = os.path.abspath(filename)
-    if "site-packages" in path or "dist-packages" in path:
-        return True
-    stdlib = sysconfig.get_paths().get("stdlib")
-    return bool(stdlib) and path.startswith(os.path.abspath(stdlib) + os.sep)

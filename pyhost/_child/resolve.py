@@ -13,7 +13,8 @@ import os
 import pickle
 import sys
 
-from .failures import ShipError, TargetNotFound, TargetRefused, is_library_path
+from .failures import ShipError, TargetNotFound, TargetRefused
+from .paths import is_library_path, module_name_for_file
 
 __all__ = ["import_target_module", "resolve_attr", "unship", "module_name_for_file",
            "check_callable"]
@@ -80,21 +81,6 @@ def _load_file(name, path):
 def _is_file_of(module, path):
     filename = getattr(module, "__file__", None)
     return bool(filename) and os.path.realpath(filename) == os.path.realpath(path)
-
-
-def module_name_for_file(path):
-    """Like Flask's prepare_import: walk up packages to find the import root."""
-    path = os.path.realpath(path)
-    directory, filename = os.path.split(path)
-    parts = [os.path.splitext(filename)[0]]
-    if parts[0] == "__init__":
-        parts = []
-        directory, package = os.path.split(directory)
-        parts.append(package)
-    while os.path.isfile(os.path.join(directory, "__init__.py")):
-        directory, package = os.path.split(directory)
-        parts.append(package)
-    return directory, ".".join(reversed(parts))
 
 
 def resolve_attr(module, expr, label):
