@@ -23,8 +23,10 @@ class Control(threading.Thread):
         self.parent_sentinel = parent_sentinel
         self.lock = threading.Lock()
         self.stopping = False
-        self._stop = None
-        self._abandon = None
+        # Not `_stop`: threading.Thread has a method of that name, which
+        # threading calls in a forked child (an app's multiprocessing Pool).
+        self._stop_server = None
+        self._abandon_server = None
 
     def send(self, message):
         with self.lock:
@@ -36,7 +38,7 @@ class Control(threading.Thread):
     def serving(self, stop, abandon=None):
         """The server runs: ``stop()`` ends it gracefully, ``abandon()`` at once."""
         with self.lock:
-            self._stop, self._abandon = stop, abandon
+            self._stop_server, self._abandon_server = stop, abandon
             stop_now = self.stopping
         if stop_now:
             self._run_stop()
@@ -62,17 +64,17 @@ class Control(threading.Thread):
             if stop:
                 with self.lock:
                     self.stopping = True
-                    serving = self._stop is not None
+                    serving = self._stop_server is not None
                 if not serving:
                     os._exit(0)  # still loading: nothing to finish gracefully
                 self._run_stop()
                 # Keep watching: the parent may die while the server finishes.
 
     def _run_stop(self):
-        threading.Thread(target=self._stop, name="pyhost-child-stop", daemon=True).start()
+        threading.Thread(target=self._stop_server, name="pyhost-child-stop", daemon=True).start()
 
     def _exit(self):
-        abandon = self._abandon
+        abandon = self._abandon_server
         if abandon is not None:
             try:
                 abandon()
