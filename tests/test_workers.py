@@ -95,3 +95,38 @@ def test_asgi_workers_run_on_uvicorns_worker_class_under_gunicorn():
 def test_bad_worker_settings_are_refused(fields, word):
     with pytest.raises(ValueError, match=word):
         HostConfig(**fields)
+
+
+GUNICORN_PARENT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import pyhost.config
+from pyhost import FlaskHost, backends
+pyhost.config.SERVERS = backends.NAMES
+from conftest import wait_until
+host = FlaskHost("apps.hello:app", port=0, server="gunicorn", workers=2).start()
+wait_until(lambda: len(host.status().workers) == 2, 20)
+print(host.pid, *host.status().workers, flush=True)
+sys.stdin.read()  # wait until killed
+"""
+
+
+def test_arbiter_and_workers_exit_when_the_parent_dies():
+    import subprocess
+    import sys
+
+    from conftest import TESTS
+
+    parent = subprocess.Popen([sys.executable, "-c", GUNICORN_PARENT, TESTS],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        assert wait_until(lambda: not any(alive(pid) for pid in pids), 10), pids
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        parent.stdin.close()
