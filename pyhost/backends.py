@@ -37,6 +37,9 @@ def validate(config: Any) -> None:
     if server not in NAMES:
         raise ValueError("HostConfig.server: must be one of %s (got %r)"
                          % (", ".join(NAMES), server))
+    if server == "gunicorn" and os.name != "posix":
+        raise ValueError("HostConfig.server: gunicorn runs on POSIX systems only; use "
+                         "server='waitress' here")
     workers = config.workers
     if workers <= 1:
         return

@@ -153,3 +153,18 @@ def test_the_backends_module_lists_what_this_interpreter_runs():
     assert backends.NAMES == ("werkzeug", "waitress", "gunicorn", "uvicorn")
     assert set(backends.available()) == set(backends.NAMES)  # the test extra installs all
     assert json.loads(json.dumps(backends.available()))
+
+
+def test_workers_without_gunicorn_installed_are_refused_in_the_parent(monkeypatch):
+    import importlib.util
+
+    from pyhost import HostConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gunicorn" else real(name, *a))
+    config = HostConfig(workers=2, server="gunicorn")
+    with pytest.raises(ValueError, match=r"HostConfig.workers: .*not installed: pip install "
+                                         r"'pyhost-supervisor\[gunicorn\]'"):
+        backends.validate(config)
+    backends.validate(HostConfig(workers=1, server="gunicorn"))  # one process needs no engine

