@@ -40,6 +40,9 @@ def validate(config: Any) -> None:
     if server == "gunicorn" and os.name != "posix":
         raise ValueError("HostConfig.server: gunicorn runs on POSIX systems only; use "
                          "server='waitress' here")
+    if getattr(config, "debug", False) and server != "werkzeug":
+        raise ValueError("HostConfig.debug: debug=True runs Werkzeug's debugger, which only "
+                         "server='werkzeug' serves (got server=%r)" % server)
     workers = config.workers
     if workers <= 1:
         return

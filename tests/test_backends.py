@@ -168,3 +168,10 @@ def test_workers_without_gunicorn_installed_are_refused_in_the_parent(monkeypatc
                                          r"'pyhost-supervisor\[gunicorn\]'"):
         backends.validate(config)
     backends.validate(HostConfig(workers=1, server="gunicorn"))  # one process needs no engine
+
+
+def test_debug_with_another_server_is_refused_before_any_process():
+    host = FlaskHost("apps.hello:app", port=0, server="waitress", debug=True)
+    with pytest.raises(ValueError, match="HostConfig.debug: .*server='werkzeug'"):
+        host.start()
+    assert host.pid is None
