@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import tenacity
 
-from . import protocol
+from . import backends, protocol
 from .config import HostConfig
 from .diagnosis import diagnose, importable_here
 from .errors import ErrorType, HostError, error_from_record, make_error
@@ -208,6 +208,7 @@ class ChildLauncher(Launcher):
         # Once per start(), not per restart: the environment as of start(), the
         # shipped target, the pre-flight checks.
         config = self.config
+        backends.validate(config)
         if not config.python:
             check_main_module(config.resolved_start_method)
         environ = dict(os.environ)

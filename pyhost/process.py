@@ -24,7 +24,7 @@ from . import _child, protocol
 from .diagnosis import stuck_at
 from .errors import SpawnError, signal_name
 from .output import OutputBuffer
-from .spawning import EXEC_BOOTSTRAP, check_main_module, child_main, get_context
+from .spawning import check_main_module, child_main, get_context
 
 __all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context", "check_main_module"]
 
@@ -160,7 +160,8 @@ class ChildProcess:
         assert self.python is not None
         try:
             self._popen = subprocess.Popen(
-                [self.python, "-c", EXEC_BOOTSTRAP, os.path.abspath(_child.__file__), str(fd)],
+                # pyhost/ as a private package: the other interpreter may not have pyhost.
+                [self.python, "-c", _child.BOOTSTRAP, _child.PACKAGE_DIR, str(fd)],
                 pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
                 env=self.spec.get("environ"), cwd=self.spec.get("cwd") or None,
                 close_fds=True,

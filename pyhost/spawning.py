@@ -3,8 +3,8 @@ entry points.
 
 Parent side: :func:`get_context` (forkserver preloads) and
 :func:`check_main_module`. Child side: :func:`child_main`, multiprocessing's
-target, and :data:`EXEC_BOOTSTRAP`, what another interpreter runs; both
-register the stack-dump signal first, then hand over to :mod:`pyhost._child`.
+target, which registers the stack-dump signal first, then hands over to
+:mod:`pyhost._child` (another interpreter runs ``pyhost._child.BOOTSTRAP``).
 This module imports only the standard library and :mod:`pyhost.protocol` at
 import time: every spawn child imports it.
 """
@@ -20,26 +20,12 @@ from typing import Any
 
 from . import protocol
 
-__all__ = ["get_context", "check_main_module", "child_main", "register_stacks_signal",
-           "EXEC_BOOTSTRAP"]
+__all__ = ["get_context", "check_main_module", "child_main", "register_stacks_signal"]
 
-_PRELOAD = ["pyhost._child", "pyhost.spawning", "werkzeug.serving", "werkzeug.debug", "flask",
-            "importlib.metadata"]
+_PRELOAD = ["pyhost._child", "pyhost._child.backends.werkzeug", "pyhost.spawning",
+            "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
 _preload_lock = threading.Lock()
 _preload_set = False
-
-#: Run by ``python -c`` in another interpreter (``HostConfig.python``):
-#: argv[1] is ``_child.py``'s path, argv[2] the control connection's fd.
-EXEC_BOOTSTRAP = (
-    "import faulthandler, signal, sys\n"
-    "n = getattr(signal, %r, None)\n"
-    "n is None or faulthandler.register(n, file=2, all_threads=True)\n"
-    "import importlib.util as u\n"
-    "s = u.spec_from_file_location('pyhost_child', sys.argv[1])\n"
-    "m = u.module_from_spec(s); sys.modules['pyhost_child'] = m\n"
-    "s.loader.exec_module(m); m.exec_main(int(sys.argv[2]))\n"
-) % protocol.STACKS_SIGNAL
-
 
 def get_context(method: str) -> Any:
     """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""

@@ -131,6 +131,7 @@ class Supervisor:
 
     def _launch_ready(self, *, restarted: bool) -> None:
         started = time.monotonic()
+        self.workers = ()  # the new child's server reports its own
         child = self.launcher.launch()
         pid = child.pid if child is not None else None
         events = [event("ready", pid=pid, seconds=time.monotonic() - started)]

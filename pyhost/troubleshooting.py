@@ -150,7 +150,7 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
         modules = missing if isinstance(missing, list) else [missing] if missing else []
         broken = details.get("broken_modules") or []
         modules = [m for m in modules if m not in broken]
-        steps = []
+        steps = ["Install the server: %s" % details["install"]] if details.get("install") else []
         for module in broken:  # installed, but its import raises: installing is not the fix
             steps.append("%s is installed but fails on import; see why: %s -c 'import %s'"
                          % (module, python, module))
@@ -194,6 +194,9 @@ def steps_for(error_type: ErrorType, *, message: str = "", **fields: Any) -> Lis
     if error_type is ErrorType.APP_LOAD_ERROR:
         where = details.get("where")
         steps = []
+        if details.get("reason") == "asgi_without_server":
+            steps.append("It is an ASGI app (FastAPI, Starlette): install uvicorn to serve it: %s"
+                         % details.get("install"))
         if details.get("reason") == "not_wsgi":
             steps.append("Make the factory return the app (a Flask app, a Dash app or a WSGI "
                          "callable): check that it ends with 'return app'")
