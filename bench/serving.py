@@ -35,14 +35,6 @@ import _common as c  # noqa: E402
 c.setup_paths()
 
 
-def _every_server_valid() -> None:
-    # HostConfig checks `server` against config.SERVERS: it must list every backend.
-    import pyhost.config
-    from pyhost import backends
-
-    if set(pyhost.config.SERVERS) != set(backends.NAMES):
-        pyhost.config.SERVERS = backends.NAMES
-
 WSGI_APP = ("apps.hello", "app")
 ASGI_APP = ("apps.asgi_bare", "app")
 CONNECTIONS = 8
@@ -193,7 +185,6 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench/serving.py needs wrk: apt-get install -y wrk")
     rounds = c.rounds_from(args)
-    _every_server_valid()
     duration = args.duration or (2.0 if args.quick else 5.0)
     variants: List[Tuple[str, Callable[[], Any]]] = []
     for server, workers in PAIRS:

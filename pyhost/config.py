@@ -11,12 +11,13 @@ import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from . import setting as fields
+from ._child.backends import NAMES as _SERVER_NAMES
 from .setting import setting
 
 __all__ = ["HostConfig", "START_METHODS", "SERVERS", "default_start_method"]
 
 START_METHODS = ("fork", "spawn", "forkserver")
-SERVERS = ("werkzeug", "waitress", "gunicorn", "uvicorn")
+SERVERS = _SERVER_NAMES  # one list: the child's backends
 MASK = "***"
 _MAX_ENV_VALUE = 128 * 1024  # Linux refuses a longer single environment string (MAX_ARG_STRLEN)
 

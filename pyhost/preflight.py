@@ -28,7 +28,7 @@ __all__ = ["run_preflight", "check_environment", "check_import", "resolve_python
 
 log = logging.getLogger("pyhost")
 
-#: The oldest Python that can run ``pyhost/_child.py``.
+#: The oldest Python that can run the child package (``pyhost/_child``).
 MIN_CHILD_VERSION = (3, 9)
 
 _MARK = "@@pyhost-preflight@@ "

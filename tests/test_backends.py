@@ -11,19 +11,12 @@ import time
 import pytest
 from conftest import TESTS, stray_children
 
-import pyhost.config
 from pyhost import AppLoadError, DependencyError, FlaskHost, PortInUse, backends
 from pyhost._meta import pip_install
 
 WSGI_SERVERS = ["werkzeug", "waitress", "gunicorn"]
 WSGI_APPS = [("apps.hello:app", b"hello"), ("apps.plain_wsgi:application", b"plain wsgi /")]
 
-
-@pytest.fixture(autouse=True)
-def every_server_is_a_valid_field(monkeypatch):
-    # HostConfig validates `server` against config.SERVERS; it must list every backend.
-    if set(pyhost.config.SERVERS) != set(backends.NAMES):
-        monkeypatch.setattr(pyhost.config, "SERVERS", backends.NAMES)
 
 
 def get_twice(port, path="/"):

@@ -107,10 +107,6 @@ def test_a_package_target_is_found_from_the_directory_that_holds_it(tmp_path):
 
 @pytest.mark.parametrize("server", ["werkzeug", "gunicorn"])
 def test_a_child_writes_its_stacks_when_the_parent_asks(server, monkeypatch):
-    import pyhost.config
-    from pyhost import backends
-
-    monkeypatch.setattr(pyhost.config, "SERVERS", backends.NAMES)
     workers = 2 if server == "gunicorn" else 1
     # The parent asks for stacks just before it kills a hung child; whether the
     # child survives the dump is not the point (faulthandler walks the other

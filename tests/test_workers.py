@@ -10,15 +10,8 @@ import pytest
 from conftest import alive, wait_until
 from conftest import http_get as get
 
-import pyhost.config
-from pyhost import FlaskHost, HostConfig, backends
+from pyhost import FlaskHost, HostConfig
 from pyhost.testing import EventRecorder
-
-
-@pytest.fixture(autouse=True)
-def every_server_is_a_valid_field(monkeypatch):
-    if set(pyhost.config.SERVERS) != set(backends.NAMES):
-        monkeypatch.setattr(pyhost.config, "SERVERS", backends.NAMES)
 
 
 def full_worker_list(host, count):
@@ -100,9 +93,7 @@ def test_bad_worker_settings_are_refused(fields, word):
 GUNICORN_PARENT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-import pyhost.config
-from pyhost import FlaskHost, backends
-pyhost.config.SERVERS = backends.NAMES
+from pyhost import FlaskHost
 from conftest import wait_until
 host = FlaskHost("apps.hello:app", port=0, server="gunicorn", workers=2).start()
 wait_until(lambda: len(host.status().workers) == 2, 20)
