@@ -165,6 +165,8 @@ class ProxyApp:
                                           retries=False)
         self._pool: Any = None  # the pool of the last URL, the one nearly every request uses
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        # Built once: urllib3 would make (and log) one per request from retries=False.
+        self._retries = urllib3.Retry(total=False, redirect=False)
 
     def __repr__(self) -> str:
         return "<ProxyApp for %s%s>" % (self.host.name, " (stale cache)" if self.stale_cache
@@ -199,7 +201,7 @@ class ProxyApp:
         try:
             pool = self._pool_for(url)
             response = pool.urlopen(
-                method, target, body=body, headers=headers, retries=False, redirect=False,
+                method, target, body=body, headers=headers, retries=self._retries, redirect=False,
                 assert_same_host=False, preload_content=False, decode_content=False,
                 release_conn=False, timeout=self._timeout)
         except ReadTimeoutError:

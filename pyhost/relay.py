@@ -30,23 +30,42 @@ _FRONT_SETS = frozenset({"server", "date"})
 
 
 def connection_tokens(value: Optional[str]) -> frozenset:
-    return frozenset(t.strip().lower() for t in (value or "").split(",") if t.strip())
+    if not value:
+        return _NO_TOKENS
+    return frozenset(t.strip().lower() for t in value.split(",") if t.strip())
+
+
+_NO_TOKENS: frozenset = frozenset()
+_REQUEST_DROP = HOP_BY_HOP | {"content-length"}
+# environ key -> (header name, lower-case name); computed once per key. Bounded:
+# header names are the client's to choose.
+_NAMES: Dict[str, Tuple[str, str]] = {"CONTENT_TYPE": ("Content-Type", "content-type")}
+_NAMES_MAX = 512
+
+
+def _header_name(key: str) -> Tuple[str, str]:
+    name = key[5:].replace("_", "-").title()
+    found = (name, name.lower())
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[key] = found
+    return found
 
 
 def request_headers(environ: Environ, length: int) -> Dict[str, str]:
     """The headers to send upstream: end-to-end ones, X-Forwarded-*, the body's length."""
-    drop = HOP_BY_HOP | connection_tokens(environ.get("HTTP_CONNECTION")) | {
-        "content-length"}
+    connection = environ.get("HTTP_CONNECTION")
+    drop = _REQUEST_DROP | connection_tokens(connection) if connection else _REQUEST_DROP
+    names = _NAMES
     headers: Dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
-            name = key[5:].replace("_", "-").title()
+            found = names.get(key) or _header_name(key)
         elif key == "CONTENT_TYPE" and value:
-            name = "Content-Type"
+            found = names[key]
         else:
             continue
-        if name.lower() not in drop:
-            headers[name] = value
+        if found[1] not in drop:
+            headers[found[0]] = value
 
     def append(name: str, value: Optional[str]) -> None:
         if value:
@@ -172,8 +191,12 @@ def _abort(connection: Any) -> None:
         pass  # closed already, or a platform without SO_LINGER: a plain close it is
 
 
+_RESPONSE_DROP = HOP_BY_HOP | _FRONT_SETS
+
+
 def response_headers(headers: Any) -> Headers:
-    drop = HOP_BY_HOP | _FRONT_SETS | connection_tokens(headers.get("Connection"))
+    connection = headers.get("Connection")
+    drop = _RESPONSE_DROP | connection_tokens(connection) if connection else _RESPONSE_DROP
     return [(name, value) for name, value in headers.iteritems() if name.lower() not in drop]
 
 
