@@ -45,7 +45,7 @@ class Watched:
         self.crashed = threading.Event()
         fields: Dict[str, Any] = {"port": 0, "is_development": False, "restart_delay": 0.0,
                                   # every sample is one crash: never run out of restarts
-                                  "max_restart_attempts": 1_000_000}
+                                  "max_restart_attempts": 1000}  # the most HostConfig allows
         if method is not None:
             fields["start_method"] = method
         self.host = FlaskHost(c.APP, on_event=self._on_event, **fields)
