@@ -43,12 +43,34 @@ def get_twice(port, path="/", keep_alive=True):
 @pytest.mark.parametrize("server", WSGI_SERVERS)
 @pytest.mark.parametrize("target, body", WSGI_APPS)
 def test_each_wsgi_server_serves_flask_and_plain_wsgi_with_keep_alive(server, target, body):
-    # waitress keeps HTTP/1.1 connections open; Werkzeug's server and gunicorn's
-    # sync workers answer "Connection: close" every time (their design).
+    # gunicorn's sync workers answer "Connection: close" every time (their design).
     with FlaskHost(target, port=0, server=server) as host:
-        first, second = get_twice(host.port, keep_alive=server == "waitress")
+        first, second = get_twice(host.port, keep_alive=server != "gunicorn")
         assert first == (200, body, 11) and second == (200, body, 11)
         assert host.status().is_ready
+
+
+def test_werkzeug_keeps_bodiless_requests_alive_and_closes_after_a_body():
+    # Werkzeug drains a request's unread body after answering, which would eat
+    # the next request on the connection: only requests without a body keep it.
+    with FlaskHost("apps.hello:app", port=0) as host:
+        conn = http.client.HTTPConnection("127.0.0.1", host.port, timeout=10)
+        try:
+            conn.request("POST", "/", body=b"x" * 1000)
+            answer = conn.getresponse()
+            assert answer.getheader("Connection") == "close"
+            answer.read()
+            conn.request("GET", "/")  # http.client reconnects after "close"
+            socket_of_get = conn.sock
+            answer = conn.getresponse()
+            assert answer.status == 200 and answer.read() == b"hello"
+            assert answer.getheader("Connection") is None
+            conn.request("GET", "/", headers={"Connection": "close"})
+            assert conn.sock is socket_of_get
+            answer = conn.getresponse()
+            assert answer.getheader("Connection") == "close" and answer.read() == b"hello"
+        finally:
+            conn.close()
 
 
 @pytest.mark.parametrize("target, server, body", [

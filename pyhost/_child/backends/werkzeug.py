@@ -18,6 +18,8 @@ def serve(app, kind, sock, run):
 
     class RequestHandler(WSGIRequestHandler):
         def handle_one_request(self):
+            self.rfile = getattr(self.rfile, "stream", self.rfile)  # the last one's _NoDrain
+            self._keep_alive = False
             # Between requests a keep-alive connection waits here for the next
             # request line: idle, and closed at once when the server stops.
             connections.waiting(self.connection)
@@ -31,7 +33,28 @@ def serve(app, kind, sock, run):
 
         def parse_request(self):
             connections.busy(self.connection)  # a request line arrived: let it finish
-            return super().parse_request()
+            parsed = super().parse_request()
+            if parsed and self._bodiless_keep_alive():
+                # Werkzeug drains the socket after each answer (reading whatever
+                # arrives within 10 ms, which would swallow the next request on
+                # this connection) and so always answers "Connection: close". A
+                # request without a body has nothing to drain: keep it open.
+                self._keep_alive = True
+                self.rfile = _NoDrain(self.rfile)
+            return parsed
+
+        def send_header(self, keyword, value):
+            if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+                return  # see parse_request; "close" from the client still ends it there
+            super().send_header(keyword, value)
+
+        def _bodiless_keep_alive(self):
+            headers = self.headers
+            if self.request_version != "HTTP/1.1" or connections.closing or self.close_connection:
+                return False
+            if headers.get("Transfer-Encoding") or headers.get("Upgrade"):
+                return False
+            return (headers.get("Content-Length") or "0").strip() == "0"
 
         def log_request(self, *args, **kwargs):
             # pyhost's own probes would add a line to the app's log every
@@ -82,6 +105,26 @@ def serve(app, kind, sock, run):
         server.serve_forever()
     finally:
         server.server_close()  # joins the request threads: in-flight requests finish
+
+
+class _NoDrain:
+    """The request stream of a bodiless request: its body reads as empty, so
+    Werkzeug's drain after the answer leaves the next request line alone."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, size=-1):
+        return b""
+
+    def read1(self, size=-1):
+        return b""
+
+    def readinto(self, buffer):
+        return 0
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 class _PinFailures:
