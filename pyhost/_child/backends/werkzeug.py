@@ -17,6 +17,11 @@ def serve(app, kind, sock, run):
     connections = _Connections()
 
     class RequestHandler(WSGIRequestHandler):
+        # Werkzeug writes the headers and the body in separate sends: on a kept
+        # connection Nagle's algorithm would hold the body for the client's
+        # delayed ACK (about 40 ms an answer).
+        disable_nagle_algorithm = True
+
         def handle_one_request(self):
             self.rfile = getattr(self.rfile, "stream", self.rfile)  # the last one's _NoDrain
             self._keep_alive = False
