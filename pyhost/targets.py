@@ -259,6 +259,11 @@ def stdlib_module_names() -> FrozenSet[str]:
                 entries = os.listdir(stdlib)
             except OSError:
                 entries = []
+            try:  # extension modules: _pickle.cpython-39-x86_64-linux-gnu.so
+                entries += [entry.split(".")[0]
+                            for entry in os.listdir(os.path.join(stdlib, "lib-dynload"))]
+            except OSError:
+                pass
             for entry in entries:
                 name = entry[:-3] if entry.endswith(".py") else entry
                 if name.isidentifier() and name != "site-packages":
