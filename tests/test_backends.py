@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import TESTS, stray_children
+from conftest import TESTS, stray_children, wait_until
 
 from pyhost import AppLoadError, DependencyError, FlaskHost, PortInUse, backends
 from pyhost._meta import pip_install
@@ -156,13 +156,14 @@ def test_asgi_app_under_waitress_is_a_clear_app_load_error():
 
 
 @pytest.mark.parametrize("server", WSGI_SERVERS + ["uvicorn"])
-def test_stop_lets_an_in_flight_request_finish(server):
+def test_stop_lets_an_in_flight_request_finish(server, tmp_path):
     target = "apps.asgi_apps:slow_app" if server == "uvicorn" else "apps.slow_ok:app"
+    arrived = tmp_path / "arrived"
     host = FlaskHost(target, port=0, server=server, shutdown_timeout=6).start()
     conn = http.client.HTTPConnection("127.0.0.1", host.port, timeout=10)
     try:
-        conn.request("GET", "/slow")
-        time.sleep(0.3)  # the request is in the app now (it takes 1 s)
+        conn.request("GET", "/slow?arrived=%s" % arrived)
+        assert wait_until(arrived.exists, timeout=10)  # in the app now (it takes 1 s)
         started = time.monotonic()
         host.stop()
         response = conn.getresponse()

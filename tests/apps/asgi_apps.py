@@ -32,6 +32,9 @@ async def bare(scope, receive, send):
 async def _slow(request):
     import asyncio
 
+    arrived = request.query_params.get("arrived")
+    if arrived:  # tells a test the request is in the app now
+        open(arrived, "w").close()
     await asyncio.sleep(1.0)
     return PlainTextResponse("done")
 
