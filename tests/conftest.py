@@ -1,6 +1,7 @@
 """Shared fixtures: every test must leave no process, thread or fd behind."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -130,3 +131,21 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "allow_leaks: the test manages its own leftovers")
     config.addinivalue_line("markers", "slow: takes a minute (fresh venv + pip install); "
                             "deselect with -m 'not slow'")
+
+
+@contextlib.contextmanager
+def serve(app):
+    """``app`` on a threaded Werkzeug server on 127.0.0.1:0; yields "127.0.0.1:port"."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    handler = type("Handler", (WSGIRequestHandler,), {
+        "log_request": lambda *args, **kwargs: None})
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-front", daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1:%d" % server.port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

@@ -19,11 +19,10 @@ import time
 
 import pytest
 import requests
-from conftest import TESTS, wait_until
+from conftest import TESTS, serve, wait_until
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import make_server
 from werkzeug.test import Client, create_environ, run_wsgi_app
 
 from pyhost import FlaskHost, HostState
@@ -47,15 +46,8 @@ def front(host, **mounts):
     routes = {"/api/model": host.proxy_app(), "/api/health/python": host.health_app()}
     routes.update(mounts)
     main.wsgi_app = DispatcherMiddleware(main.wsgi_app, routes)
-    server = make_server("127.0.0.1", 0, main, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="gateway-front", daemon=True)
-    thread.start()
-    try:
-        yield "127.0.0.1:%d" % server.port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serve(main) as address:
+        yield address
 
 
 def raw_get(address, path, method="GET", body=None, headers=None):

@@ -14,10 +14,9 @@ import time
 
 import pytest
 import requests
-from conftest import TESTS, wait_until
+from conftest import TESTS, serve, wait_until
 from flask import Flask, request
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import Client, create_environ, run_wsgi_app
 
 import pyhost.guard
@@ -31,22 +30,6 @@ FAST = {"port": 0, "liveness_interval": None}
 def host():
     with FlaskHost(APP, **FAST) as started:
         yield started
-
-
-@contextlib.contextmanager
-def serve(app):
-    """``app`` on a threaded Werkzeug server on 127.0.0.1:0; yields "127.0.0.1:port"."""
-    handler = type("Handler", (WSGIRequestHandler,), {
-        "log_request": lambda *args, **kwargs: None})
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=handler)
-    thread = threading.Thread(target=server.serve_forever, name="test-front", daemon=True)
-    thread.start()
-    try:
-        yield "127.0.0.1:%d" % server.port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import psutil
 
@@ -258,18 +258,7 @@ def endless_responses_during_stop(clients: int) -> Dict[str, Any]:
     for thread in threads:
         thread.start()
     reading.wait(10)
-    said = _Said()
-    logger = logging.getLogger("pyhost")
-    level = logger.level
-    logger.addHandler(said)
-    logger.setLevel(logging.INFO)
-    started = time.monotonic()
-    try:
-        host.stop()
-    finally:
-        seconds = time.monotonic() - started
-        logger.removeHandler(said)
-        logger.setLevel(level)
+    seconds, said = _stop_listening(host)
     # "✓ Stopped NAME (pid N, stopped|terminated|killed)": how the child ended.
     ended = [m.rsplit(", ", 1)[1].rstrip(")") for m in said.messages if "Stopped" in m]
     for thread in threads:
@@ -365,16 +354,10 @@ def request_hang() -> Dict[str, Any]:
             "names_line": bool(error) and hang_line("hang_request") in error.message}
 
 
-def sigterm_ignored(shutdown_timeout: float = 1.5) -> Dict[str, Any]:
-    """stop() of a child that ignores SIGTERM and holds the GIL: killed, the line logged."""
+def _stop_listening(host: Any) -> Tuple[float, "_Said"]:
+    """``host.stop()``: how long it took, and what pyhost logged meanwhile (INFO and up)."""
     said = _Said()
     logger = logging.getLogger("pyhost")
-    host = FlaskHost(app("ignores_sigterm"), port=0, shutdown_timeout=shutdown_timeout,
-                     liveness_interval=None)
-    host.start()
-    threading.Thread(target=_answers, args=(host.url_for("/spin"),), daemon=True).start()
-    while _answers(host.url):
-        time.sleep(0.05)
     level = logger.level
     logger.addHandler(said)
     logger.setLevel(logging.INFO)
@@ -385,6 +368,18 @@ def sigterm_ignored(shutdown_timeout: float = 1.5) -> Dict[str, Any]:
         seconds = time.monotonic() - started
         logger.removeHandler(said)
         logger.setLevel(level)
+    return seconds, said
+
+
+def sigterm_ignored(shutdown_timeout: float = 1.5) -> Dict[str, Any]:
+    """stop() of a child that ignores SIGTERM and holds the GIL: killed, the line logged."""
+    host = FlaskHost(app("ignores_sigterm"), port=0, shutdown_timeout=shutdown_timeout,
+                     liveness_interval=None)
+    host.start()
+    threading.Thread(target=_answers, args=(host.url_for("/spin"),), daemon=True).start()
+    while _answers(host.url):
+        time.sleep(0.05)
+    seconds, said = _stop_listening(host)
     warning = next((m for m in said.messages if "did not stop" in m), "")
     return {"stop_seconds": round(seconds, 2), "killed": "killing it" in warning,
             "names_line": hang_line("ignores_sigterm") in warning}
