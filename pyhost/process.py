@@ -24,7 +24,7 @@ from . import _child, protocol
 from .diagnosis import stuck_at
 from .errors import SpawnError, signal_name
 from .output import OutputBuffer
-from .spawning import check_main_module, child_main, get_context
+from .spawning import check_main_module, get_context
 
 __all__ = ["ChildEvent", "Exited", "Wake", "ChildProcess", "get_context", "check_main_module"]
 
@@ -139,7 +139,7 @@ class ChildProcess:
         self._out_r = os.dup(out_r.fileno())
         out_r.close()
         try:
-            proc = ctx.Process(target=child_main, args=(self.spec, child_conn, out_w),
+            proc = ctx.Process(target=_child.mp_main, args=(self.spec, child_conn, out_w),
                                name="pyhost-%s" % self.name, daemon=True)
             proc.start()
         finally:
@@ -301,7 +301,7 @@ class ChildProcess:
         """Ask the child to write every thread's Python stack to its output; wait for it.
 
         The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``
-        (:func:`pyhost.spawning.register_stacks_signal`). False when the child
+        (``pyhost._child.entry``, before it says Hello). False when the child
         has exited or the platform lacks the signal; True once the dump arrived.
         """
         signum = getattr(signal, protocol.STACKS_SIGNAL, None)

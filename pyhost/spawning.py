@@ -1,31 +1,27 @@
-"""How a child process is made: start-method contexts, the ``__main__`` check, the
-entry points.
+"""How a child process is made: start-method contexts and the ``__main__`` check.
 
-Parent side: :func:`get_context` (forkserver preloads) and
-:func:`check_main_module`. Child side: :func:`child_main`, multiprocessing's
-target, which registers the stack-dump signal first, then hands over to
-:mod:`pyhost._child` (another interpreter runs ``pyhost._child.BOOTSTRAP``).
-This module imports only the standard library and :mod:`pyhost.protocol` at
-import time: every spawn child imports it.
+:func:`get_context` (forkserver preloads) and :func:`check_main_module`. The
+child's own entry points live in :mod:`pyhost._child` (multiprocessing's
+target is ``pyhost._child.mp_main``; another interpreter runs
+``pyhost._child.BOOTSTRAP``). Standard library only at import time: a spawn
+child re-running a script without the ``__main__`` guard reaches
+:func:`check_main_module` too.
 """
 from __future__ import annotations
 
-import faulthandler
 import multiprocessing
 import os
-import signal
 import sys
 import threading
 from typing import Any
 
-from . import protocol
+__all__ = ["get_context", "check_main_module"]
 
-__all__ = ["get_context", "check_main_module", "child_main", "register_stacks_signal"]
-
-_PRELOAD = ["pyhost._child", "pyhost._child.backends.werkzeug", "pyhost.spawning",
-            "werkzeug.serving", "werkzeug.debug", "flask", "importlib.metadata"]
+_PRELOAD = ["pyhost._child", "pyhost._child.backends.werkzeug", "werkzeug.serving",
+            "werkzeug.debug", "flask", "importlib.metadata"]
 _preload_lock = threading.Lock()
 _preload_set = False
+
 
 def get_context(method: str) -> Any:
     """The multiprocessing context; forkserver gets Werkzeug, Flask and pyhost preloaded."""
@@ -100,29 +96,3 @@ def _refuse_in_bootstrap(method: str) -> None:
 
     sys.excepthook = excepthook
     raise error
-
-
-# ----------------------------------------------------------------- child side
-def register_stacks_signal() -> None:
-    """Child side: ``protocol.STACKS_SIGNAL`` writes every thread's stack to fd 2.
-
-    ``faulthandler`` writes from the C signal handler, so the dump arrives
-    even while the app holds the GIL in C code (a regex backtracking for
-    minutes). fd 2 is the output pipe by the time anyone sends the signal
-    (``_child`` redirects it first thing), so the dump lands in ``host.logs()``.
-    """
-    signum = getattr(signal, protocol.STACKS_SIGNAL, None)
-    if signum is None:
-        return
-    try:
-        faulthandler.register(signum, file=2, all_threads=True)
-    except (RuntimeError, ValueError, OSError):
-        pass
-
-
-def child_main(spec: Any, conn: Any, output: Any) -> None:
-    """Child side: multiprocessing's target under fork, spawn and forkserver."""
-    register_stacks_signal()
-    from . import _child
-
-    _child.mp_main(spec, conn, output)

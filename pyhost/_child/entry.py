@@ -33,6 +33,7 @@ __all__ = ["mp_main", "exec_main"]
 # --------------------------------------------------------------------------
 def mp_main(spec, conn, output):
     """Entry point under multiprocessing (fork, spawn, forkserver)."""
+    _register_stacks_signal()
     # First word: pyhost's code runs. A child that dies without it died in
     # multiprocessing's own bootstrap (re-importing __main__, unpickling).
     try:
@@ -62,6 +63,7 @@ def exec_main(conn_fd):
     """
     from multiprocessing.connection import Connection
 
+    _register_stacks_signal()
     conn = Connection(conn_fd)
     spec = conn.recv()
     conn.send(protocol.encode(protocol.Hello(os.getpid())))
@@ -190,14 +192,28 @@ class _Run:
         self.control.send(message)
 
 
+def _register_stacks_signal():
+    """``protocol.STACKS_SIGNAL`` writes every thread's stack to fd 2.
+
+    Registered before the child says Hello: from then on the parent may send
+    it (``ChildProcess.dump_stacks()``, before it kills a hung child), and the
+    signal's default action would end the child. fd 2 is the output pipe by
+    the time the signal can arrive, so the dump lands in ``host.logs()``;
+    faulthandler writes from the C handler, so it works even while the app
+    holds the GIL in C code.
+    """
+    signum = getattr(signal, protocol.STACKS_SIGNAL, None)
+    if signum is None:
+        return
+    try:
+        faulthandler.register(signum, file=2, all_threads=True)
+    except (RuntimeError, ValueError, OSError):
+        pass
+
+
 def _enable_faulthandler():
     try:
-        faulthandler.enable()
-        # The parent's ChildProcess.dump_stacks() sends this signal before it
-        # kills a hung child: every thread's stack goes to the output pipe.
-        signum = getattr(signal, protocol.STACKS_SIGNAL, None)
-        if signum is not None:
-            faulthandler.register(signum, file=sys.stderr, all_threads=True)
+        faulthandler.enable()  # fatal errors (a segfault in C code) show a stack too
     except (RuntimeError, ValueError, OSError, AttributeError):
         pass
 
