@@ -72,7 +72,6 @@ class FlaskHost:
         self.name = name or _short_name(self.target_label)
         self._start_lock = threading.RLock()
         self._stopping = threading.Event()
-        self._killed_pid: Optional[int] = None
         self._lifecycle = Lifecycle(self)
         # Development mode shows the app's own lines as they come ("[name] line").
         self._output = OutputBuffer(config.stderr_lines, self.name, live=config.development)
@@ -156,8 +155,6 @@ class FlaskHost:
         was = self._lifecycle.state
         child = self._launcher.child
         how = self._launcher.shutdown(timeout)
-        if how and child is not None and child.pid == self._killed_pid:
-            how = "killed"
         if how and was.active and child is not None:
             log.info("✓ Stopped %s (pid %s, %s)", self.name, child.pid, how)
         self._supervisor.join(timeout + 5)
@@ -178,9 +175,7 @@ class FlaskHost:
         then returns without waiting out ``shutdown_timeout``."""
         child = self._launcher.child
         if child is not None:
-            self._killed_pid = child.pid
-            child.abort.set()
-            child.signal("kill")
+            child.kill_now()
 
     def restart(self) -> "FlaskHost":
         """Stop gracefully and start again on the same port; resets the restart budget."""

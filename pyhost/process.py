@@ -71,6 +71,7 @@ class ChildProcess:
         self.exited = threading.Event()
         #: set when the child exits or the host stops: waits during startup end early.
         self.abort = threading.Event()
+        self.killed = False  # by kill_now(): shutdown() says so
         self._proc: Any = None
         self._popen: Optional[subprocess.Popen] = None
         self._conn: Optional[multiprocessing.connection.Connection] = None
@@ -264,13 +265,10 @@ class ChildProcess:
         if self._proc is not None:
             self._proc.join(5)
             return self._proc.exitcode
-        if self._popen is not None:
-            try:
-                code = self._popen.wait(5)
-            except subprocess.TimeoutExpired:
-                return None
-            return code
-        return None
+        try:
+            return self._popen.wait(5) if self._popen is not None else None
+        except subprocess.TimeoutExpired:
+            return None
 
     # -- control --------------------------------------------------------------
     def request_stop(self) -> bool:
@@ -294,15 +292,20 @@ class ChildProcess:
         except (OSError, ValueError, AttributeError):
             pass
 
+    def kill_now(self) -> None:
+        """SIGKILL at once (a second Ctrl+C): a ``shutdown()`` under way stops waiting."""
+        self.killed = True
+        self.abort.set()
+        self.signal("kill")
+
     def wait(self, timeout: Optional[float]) -> bool:
         return self.exited.wait(timeout)
 
     def dump_stacks(self, timeout: float = 1.0) -> bool:
-        """Ask the child to write every thread's Python stack to its output; wait for it.
+        """Ask the child for every thread's Python stack (into its output); wait for it.
 
-        The child registers ``faulthandler`` on ``protocol.STACKS_SIGNAL``
-        (``pyhost._child.entry``, before it says Hello). False when the child
-        has exited or the platform lacks the signal; True once the dump arrived.
+        False when the child has exited or the platform lacks the signal
+        (``protocol.STACKS_SIGNAL``, registered by the child before its Hello).
         """
         signum = getattr(signal, protocol.STACKS_SIGNAL, None)
         if signum is None or self.pid is None or self.exited.is_set() or not self.checked_in:
@@ -348,7 +351,7 @@ class ChildProcess:
                 self.signal("kill")
                 self.wait(5)
         self.close()
-        return how
+        return "killed" if self.killed else how
 
     def close(self) -> None:
         if self._pump is not None and self._pump is not threading.current_thread():
