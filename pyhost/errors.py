@@ -121,13 +121,14 @@ class HostError(Exception):
             lines.append("Traceback in the app process:\n" + self.remote_traceback.rstrip())
         return lines
 
-    def describe(self) -> str:
-        """Multi-line text for humans: message, type, troubleshooting, stderr."""
+    def describe(self, output: bool = True) -> str:
+        """Multi-line text for humans: message, type, troubleshooting, and (``output``)
+        the app's recent output."""
         lines = [self.message, "Error type: %s" % self.type.value]
         if self.troubleshooting:
             lines.append("Troubleshooting:")
             lines.extend("  %d. %s" % (i, step) for i, step in enumerate(self.troubleshooting, 1))
-        if self.stderr_tail:
+        if output and self.stderr_tail:
             lines.append("Recent output from the app:")
             lines.extend("  " + line for line in self.stderr_tail[-10:])
         return "\n".join(lines)

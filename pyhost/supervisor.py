@@ -293,9 +293,8 @@ class Supervisor:
         self.lifecycle.to(S.FAILED, *([event("gave_up", error)] if gave_up else []),
                           error=error, only_from=_ACTIVE)
         quiet = raised and not self.config.development
-        text = error.describe()
-        if self.launcher.output.live:  # its output was shown as it came: not twice
-            text = text.split("\nRecent output from the app:\n")[0]
+        # Output shown as it came (development mode) is not repeated.
+        text = error.describe(output=not self.launcher.output.live)
         log.log(logging.DEBUG if quiet else logging.ERROR, "❌ %s: %s", what, text)
 
     def half_open(self) -> bool:
